@@ -1,0 +1,27 @@
+"""The error taxonomy: what stops the sweep, and what only fails one trial.
+
+Messages are written for the person at the terminal: what was expected, what
+was found, and how to fix it, on one line.
+"""
+
+from __future__ import annotations
+
+
+class SweepError(Exception):
+    """Any error the CLI reports as one line, without a traceback."""
+
+    exit_code: int = 1
+
+
+class ConfigError(SweepError):
+    """Bad usage or configuration: it would fail every trial, so stop at once (exit 2)."""
+
+    exit_code = 2
+
+
+class MonitorMissingError(ConfigError):
+    """The monitored key is not in the epoch logs."""
+
+
+class TrialFailedError(SweepError):
+    """One trial failed (NaN loss, an exception in the user's code); the sweep goes on."""

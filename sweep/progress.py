@@ -1,0 +1,106 @@
+"""The progress layer: the only way code below the CLI tells the person anything.
+
+The driver emits events; the CLI chooses where they go (terminal, sweep.log).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from typing import Protocol, TextIO
+
+from sweep.durations import format_duration
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpochEvent:
+    trial: int
+    epoch: int  # 1-based
+    max_epochs: int
+    monitor: str
+    value: float
+    best: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialEvent:
+    trial: int
+    state: str
+    monitor: str
+    best_score: float | None
+    best_epoch: int | None
+    stop_epoch: int | None
+    duration_s: float
+    error: str = ""
+
+
+class Progress(Protocol):
+    def message(self, text: str) -> None: ...
+    def epoch_ended(self, event: EpochEvent) -> None: ...
+    def trial_ended(self, event: TrialEvent) -> None: ...
+
+
+class NullProgress:
+    def message(self, text: str) -> None:
+        pass
+
+    def epoch_ended(self, event: EpochEvent) -> None:
+        pass
+
+    def trial_ended(self, event: TrialEvent) -> None:
+        pass
+
+
+def describe_trial(event: TrialEvent) -> str:
+    if event.state == "failed":
+        return f"trial {event.trial} failed after {format_duration(event.duration_s)}: {event.error}"
+    score = "-" if event.best_score is None else f"{event.best_score:.6g}"
+    return (
+        f"trial {event.trial} {event.state}: best {event.monitor}={score} at epoch "
+        f"{event.best_epoch}, stopped at epoch {event.stop_epoch} "
+        f"({format_duration(event.duration_s)})"
+    )
+
+
+class PlainProgress:
+    """Timestamped lines, one per finished trial (and per epoch when ``epochs`` is set)."""
+
+    def __init__(self, stream: TextIO, *, epochs: bool = False) -> None:
+        self.stream = stream
+        self.epochs = epochs
+
+    def _line(self, text: str) -> None:
+        stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+        self.stream.write(f"{stamp} {text}\n")
+        self.stream.flush()
+
+    def message(self, text: str) -> None:
+        self._line(text)
+
+    def epoch_ended(self, event: EpochEvent) -> None:
+        if self.epochs:
+            best = "-" if event.best is None else f"{event.best:.6g}"
+            self._line(
+                f"trial {event.trial} epoch {event.epoch}/{event.max_epochs}: "
+                f"{event.monitor}={event.value:.6g} (best {best})"
+            )
+
+    def trial_ended(self, event: TrialEvent) -> None:
+        self._line(describe_trial(event))
+
+
+class FanOut:
+    def __init__(self, *targets: Progress) -> None:
+        self.targets = targets
+
+    def message(self, text: str) -> None:
+        for t in self.targets:
+            t.message(text)
+
+    def epoch_ended(self, event: EpochEvent) -> None:
+        for t in self.targets:
+            t.epoch_ended(event)
+
+    def trial_ended(self, event: TrialEvent) -> None:
+        for t in self.targets:
+            t.trial_ended(event)

@@ -1,0 +1,180 @@
+"""The results table, derived from the study storage; never read back as truth.
+
+No TensorFlow here: ``sweep table`` and ``sweep status`` must start fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep.atomic import write_text_atomic
+
+FIXED_BEFORE = ["trial", "state"]
+FIXED_AFTER = [
+    "monitor",
+    "mode",
+    "best_score",
+    "best_epoch",
+    "stop_epoch",
+    "max_epochs",
+    "early_stopped",
+    "patience",
+    "min_delta",
+    "duration_s",
+    "checkpoint",
+    "error",
+]
+STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
+_STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4}
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def state_name(trial: Any) -> str:
+    return STATE_NAMES.get(trial.state.name, trial.state.name.lower())
+
+
+def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -> dict[str, Any]:
+    attrs = trial.user_attrs
+    row: dict[str, Any] = {"trial": trial.number, "state": state_name(trial)}
+    for name in param_names:
+        row[f"param_{name}"] = trial.params.get(name)
+    checkpoint = attrs.get("checkpoint")
+    duration = attrs.get("duration_s")
+    if duration is None and trial.datetime_start is not None:
+        end = trial.datetime_complete.timestamp() if trial.datetime_complete else (now or time.time())
+        duration = round(end - trial.datetime_start.timestamp(), 3)
+    row.update(
+        monitor=attrs.get("monitor"),
+        mode=attrs.get("mode"),
+        best_score=attrs.get("best_score"),
+        best_epoch=attrs.get("best_epoch"),
+        stop_epoch=attrs.get("stop_epoch"),
+        max_epochs=attrs.get("max_epochs"),
+        early_stopped=attrs.get("early_stopped"),
+        patience=attrs.get("patience"),
+        min_delta=attrs.get("min_delta"),
+        duration_s=duration,
+        checkpoint=checkpoint if checkpoint and Path(checkpoint).is_file() else "",
+        error=attrs.get("error", ""),
+    )
+    if row["state"] == "running":
+        steps = trial.intermediate_values
+        row["stop_epoch"] = max(steps) if steps else None  # epochs done so far
+    return row
+
+
+def param_names(trials: list[Any]) -> list[str]:
+    names: list[str] = []
+    for t in trials:
+        names.extend(n for n in t.params if n not in names)
+    return names
+
+
+def sort_key(direction: str) -> Any:
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def key(row: dict[str, Any]) -> tuple[int, float, int]:
+        score = row.get("best_score")
+        has = isinstance(score, int | float) and math.isfinite(score)
+        rank = _STATE_ORDER.get(row["state"], 5)
+        return (rank, sign * score if has else math.inf, row["trial"])
+
+    return key
+
+
+def table_rows(study: Any) -> list[dict[str, Any]]:
+    """Every trial of the study as a row, best first."""
+    trials = study.get_trials(deepcopy=False)
+    names = param_names(trials)
+    rows = [trial_row(t, names) for t in trials]
+    return sorted(rows, key=sort_key(study.direction.name.lower()))
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    params = [k for k in (rows[0] if rows else {}) if k.startswith("param_")]
+    return FIXED_BEFORE + params + FIXED_AFTER
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    cols = columns(rows)
+    writer.writerow(cols)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in cols])
+    return buf.getvalue()
+
+
+def to_json(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, default=str) + "\n"
+
+
+def display_cell(value: Any) -> str:
+    """A cell for people: floats to 6 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return _cell(value)
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    cols = columns(rows)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [display_cell(row.get(c)).replace("|", "\\|") for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_table(study: Any, path: Path) -> list[dict[str, Any]]:
+    """Rewrite ``trials.csv`` atomically from the storage; return the rows."""
+    rows = table_rows(study)
+    write_text_atomic(path, to_csv(rows))
+    return rows
+
+
+@dataclass(frozen=True)
+class Status:
+    study: str
+    direction: str
+    counts: dict[str, int]
+    best: dict[str, Any] | None
+    running: list[dict[str, Any]]
+    spent_s: float
+
+
+def status(study: Any) -> Status:
+    rows = table_rows(study)
+    counts = Counter(r["state"] for r in rows)
+    complete = [r for r in rows if r["state"] == "complete"]
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start.timestamp() for t in trials if t.datetime_start]
+    ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
+    if any(r["state"] == "running" for r in rows):
+        ends.append(time.time())
+    spent = max(ends) - min(starts) if starts and ends else 0.0
+    return Status(
+        study=study.study_name,
+        direction=study.direction.name.lower(),
+        counts=dict(counts),
+        best=complete[0] if complete else None,
+        running=[r for r in rows if r["state"] == "running"],
+        spent_s=spent,
+    )

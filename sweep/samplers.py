@@ -1,0 +1,65 @@
+"""Optuna samplers by name, and the grid a KerasTuner space spans."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from sweep.errors import ConfigError
+
+
+def grid_space(hps: list[Any]) -> dict[str, list[Any]]:
+    """The finite values of every hyperparameter seen, for Optuna's GridSampler."""
+    grid: dict[str, list[Any]] = {}
+    for hp in hps:
+        kind = type(hp).__name__
+        if kind == "Fixed":
+            values = [hp.value]
+        elif kind == "Boolean":
+            values = [False, True]
+        elif kind == "Choice":
+            values = list(hp.values)
+        elif kind in ("Int", "Float") and hp.step is not None:
+            values = list(hp.values)
+        else:
+            raise ConfigError(
+                f"--sampler grid: hyperparameter {hp.name!r} ({kind} without a step) has no "
+                "finite set of values; give it a step, make it a Choice, or use another sampler"
+            )
+        grid.setdefault(hp.name, [])
+        grid[hp.name].extend(v for v in values if v not in grid[hp.name])
+    return grid
+
+
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+def make_sampler(name: str, *, seed: int | None, grid: dict[str, list[Any]] | None = None) -> Any:
+    import optuna
+
+    samplers = optuna.samplers
+    if name == "tpe":
+        return samplers.TPESampler(seed=seed)
+    if name == "random":
+        return samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        assert grid is not None
+        return samplers.GridSampler(grid, seed=seed)
+    if name == "cmaes":
+        if importlib.util.find_spec("cmaes") is None:
+            raise ConfigError("--sampler cmaes needs the cmaes package; pip install cmaes")
+        return samplers.CmaEsSampler(seed=seed)
+    if name == "gp":
+        if importlib.util.find_spec("torch") is None:
+            raise ConfigError(
+                "--sampler gp needs PyTorch, which is not installed; pip install torch, "
+                "or use --sampler tpe"
+            )
+        return samplers.GPSampler(seed=seed)
+    raise ConfigError(
+        f"--sampler: expected one of tpe, random, grid, cmaes, gp, got {name!r}"
+    )

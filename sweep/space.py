@@ -1,0 +1,180 @@
+"""Loading a search-space file, and its settings with CLI overrides.
+
+A search space is a Python file that defines ``build_model(hp)``, ``load_data()``
+and optionally a ``SETTINGS`` dict. Nothing here trains; importing the file may
+import Keras if the file does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import math
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import ConfigError
+
+MODES = ("auto", "min", "max")
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """A space's settings. Every field has a CLI flag (``--min-delta`` for ``min_delta``)."""
+
+    monitor: str = "val_loss"
+    mode: str = "auto"
+    epochs: int = 20
+    batch_size: int = 32
+    validation_split: float = 0.2
+    patience: int = 3
+    min_delta: float = 0.0
+    baseline: float | None = None
+    start_from_epoch: int = 0
+    trials: int = 10
+    sampler: str = "tpe"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(Settings))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    path: Path
+    build_model: Callable[[Any], Any]
+    load_data: Callable[[], Any]
+    settings: Settings
+
+
+def resolve_space_path(spec: str, *, spaces_dir: Path = Path("search_spaces")) -> Path:
+    """``NAME`` means ``search_spaces/NAME.py``; anything else is a path."""
+    candidate = Path(spec)
+    if candidate.suffix == ".py" or candidate.exists():
+        if candidate.is_file():
+            return candidate
+        raise ConfigError(
+            f"search space {spec}: expected a Python file, found no such file; "
+            f"give a path to a .py file or a name from {spaces_dir}/"
+        )
+    named = spaces_dir / f"{spec}.py"
+    if named.is_file():
+        return named
+    known = sorted(p.stem for p in spaces_dir.glob("*.py")) if spaces_dir.is_dir() else []
+    listed = ", ".join(known) if known else "none"
+    raise ConfigError(
+        f"search space {spec!r}: expected {named} or a path to a .py file, found neither; "
+        f"spaces in {spaces_dir}/: {listed}"
+    )
+
+
+def _check(
+    path: Path, name: str, value: Any, ok: bool, expected: str, origin: str
+) -> None:
+    if not ok:
+        raise ConfigError(
+            f"{origin}: setting {name!r} expected {expected}, got {value!r}; "
+            f"fix it in {path} or pass --{name.replace('_', '-')}"
+        )
+
+
+def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dict[str, Any]:
+    """Check names, types and ranges; return the values converted to their field types."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in SETTING_NAMES:
+            close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(SETTING_NAMES)}"
+            raise ConfigError(f"{origin}: unknown setting {name!r}; {hint}")
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        is_num = (is_int or isinstance(value, float)) and math.isfinite(float(value))
+        if name in ("monitor",):
+            _check(path, name, value, isinstance(value, str) and bool(value), "a metric name", origin)
+        elif name == "mode":
+            _check(path, name, value, value in MODES, "one of auto, min, max", origin)
+        elif name == "sampler":
+            _check(path, name, value, value in SAMPLERS, f"one of {', '.join(SAMPLERS)}", origin)
+        elif name in ("epochs", "batch_size", "trials"):
+            _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
+        elif name in ("patience", "start_from_epoch"):
+            _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
+        elif name == "validation_split":
+            _check(path, name, value, is_num and 0 <= value < 1, "a number in [0, 1)", origin)
+        elif name == "min_delta":
+            _check(path, name, value, is_num and value >= 0, "a number >= 0", origin)
+        elif name == "baseline":
+            _check(path, name, value, value is None or is_num, "a number or None", origin)
+        if name in ("validation_split", "min_delta") or (name == "baseline" and value is not None):
+            value = float(value)
+        out[name] = value
+    return out
+
+
+def _import_file(path: Path) -> Any:
+    module_name = f"sweep_space_{path.stem}_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"search space {path}: expected a Python file, could not load it")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"search space {path}: syntax error at line {exc.lineno}: {exc.msg}; fix the file"
+        ) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"search space {path}: importing it raised {type(exc).__name__}: {exc}"
+            f"{_where(exc, path)}; fix the file"
+        ) from None
+    return module
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`` (line N)`` of the deepest frame inside the space file, if any."""
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return f" (line {lines[-1]})" if lines else ""
+
+
+def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
+    """Load and check a search-space file; CLI ``overrides`` win over its ``SETTINGS``."""
+    path = resolve_space_path(spec)
+    module = _import_file(path)
+    origin = f"search space {path}"
+    build_model = getattr(module, "build_model", None)
+    if not callable(build_model):
+        raise ConfigError(
+            f"{origin}: expected a function build_model(hp) returning a compiled keras.Model, "
+            "found none; define it in the file"
+        )
+    load_data = getattr(module, "load_data", None)
+    if not callable(load_data):
+        raise ConfigError(
+            f"{origin}: expected a function load_data() returning (x, y) or "
+            "((x, y), (x_val, y_val)[, (x_test, y_test)]), found none; define it in the file"
+        )
+    raw = getattr(module, "SETTINGS", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{origin}: expected SETTINGS to be a dict, got {type(raw).__name__}; "
+            "write SETTINGS = {'monitor': 'val_loss', ...}"
+        )
+    values = validate_settings(raw, path=path, origin=origin)
+    values.update(validate_settings(overrides or {}, path=path, origin="command line"))
+    return SearchSpace(
+        name=path.stem,
+        path=path,
+        build_model=build_model,
+        load_data=load_data,
+        settings=Settings(**values),
+    )

@@ -1,0 +1,73 @@
+"""Where a study lives: its folder, its Optuna storage URL, opening it.
+
+Optuna storage is the one source of truth. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import ConfigError
+
+STUDY_DB = "study.db"
+
+
+def study_dir(results_dir: Path, study: str) -> Path:
+    return results_dir / study
+
+
+def default_storage_url(results_dir: Path, study: str) -> str:
+    return f"sqlite:///{(study_dir(results_dir, study) / STUDY_DB).resolve()}"
+
+
+def redact(url: str) -> str:
+    """Hide a password in a storage URL: ``postgresql://u:***@host/db``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def open_storage(url: str) -> Any:
+    import optuna
+
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Wait for a lock instead of failing at once when another process writes.
+        kwargs["connect_args"] = {"timeout": 60}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:
+        raise ConfigError(
+            f"storage {redact(url)}: expected an Optuna storage URL that can be opened, "
+            f"got {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+
+
+def existing_studies(results_dir: Path) -> list[str]:
+    if not results_dir.is_dir():
+        return []
+    return sorted(p.parent.name for p in results_dir.glob(f"*/{STUDY_DB}"))
+
+
+def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -> Any:
+    """Open a study that must already exist (for table, status, ...)."""
+    import optuna
+
+    if storage is None:
+        db = study_dir(results_dir, study) / STUDY_DB
+        if not db.is_file():
+            known = ", ".join(existing_studies(results_dir)) or "none"
+            raise ConfigError(
+                f"study {study!r}: expected {db}, found no such file; "
+                f"studies in {results_dir}/: {known} (or pass --results DIR / --storage URL)"
+            )
+        storage = default_storage_url(results_dir, study)
+    opened = open_storage(storage)
+    try:
+        return optuna.load_study(study_name=study, storage=opened)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+        raise ConfigError(
+            f"study {study!r}: not found in {redact(storage)}; "
+            f"studies there: {', '.join(names) or 'none'}"
+        ) from None
