@@ -31,9 +31,7 @@ def _int(minimum: int) -> Any:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number, got {text!r}"
-            ) from None
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
         return value
@@ -89,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run (or continue) a sweep")
     run.add_argument(
-        "space", nargs="?", default="digits_cnn",
+        "space",
+        nargs="?",
+        default="digits_cnn",
         help="search space: NAME (search_spaces/NAME.py) or a path (default: digits_cnn)",
     )
     for flag, dest, parse, help_text in SETTING_FLAGS:
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_duration, default=None, help="budget: 90s, 30m, 8h")
     run.add_argument("--seed", type=_int(0), default=None, help="seed for sampler and trials")
     run.add_argument(
-        "--deterministic", action="store_true",
+        "--deterministic",
+        action="store_true",
         help="Keras seed + TensorFlow op determinism (seed defaults to 0)",
     )
     run.add_argument("--study", default=None, help="study name (default: the space's name)")
@@ -146,8 +147,10 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                 f"at epoch {row['best_epoch']} (stopped at {row['stop_epoch']}), "
                 f"checkpoint {row['checkpoint'] or '(deleted)'}\n"
             )
-    out.write(f"see all: sweep table {summary.study}"
-              f"{'' if args.results == Path('results') else f' --results {args.results}'}\n")
+    out.write(
+        f"see all: sweep table {summary.study}"
+        f"{'' if args.results == Path('results') else f' --results {args.results}'}\n"
+    )
     return 0
 
 
@@ -176,7 +179,7 @@ def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     from sweep.results import columns, display_cell
 
     cols = [c for c in columns(rows) if c != "checkpoint"]
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for c in cols:
         table.add_column(c.removeprefix("param_"), no_wrap=True)
     for row in rows:
@@ -194,7 +197,9 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
     s = status(study)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(s.counts.items())) or "no trials yet"
-    out.write(f"study {s.study} ({s.direction}): {counts}; time spent {format_duration(s.spent_s)}\n")
+    out.write(
+        f"study {s.study} ({s.direction}): {counts}; time spent {format_duration(s.spent_s)}\n"
+    )
     if s.best:
         b = s.best
         params = ", ".join(f"{k[6:]}={v}" for k, v in b.items() if k.startswith("param_"))

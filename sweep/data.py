@@ -55,24 +55,34 @@ def _length(arr: Any) -> int:
     return int(np.shape(arr)[0])
 
 
+def _slice(a: Any, start: int, end: int) -> Any:
+    if isinstance(a, dict):
+        return {k: _slice(v, start, end) for k, v in a.items()}
+    if isinstance(a, list | tuple):
+        return type(a)(_slice(v, start, end) for v in a)
+    return a[start:end]
+
+
+def head(a: Any, n: int) -> Any:
+    """The first ``n`` samples of an array (or a dict/list of arrays)."""
+    return _slice(a, 0, min(n, _length(a)))
+
+
 def train_validation_split(x: Any, y: Any, validation_split: float) -> tuple[Pair, Pair]:
     """Split exactly as ``Model.fit(validation_split=...)`` does: the last fraction, unshuffled."""
     n = _length(x)
-    split_at = int(math.floor(n * (1.0 - validation_split)))
+    split_at = math.floor(n * (1.0 - validation_split))
     if split_at in (0, n):
         raise ConfigError(
-            f"validation_split={validation_split} leaves {split_at} of {n} samples for training; "
-            "expected both parts non-empty; give load_data more samples or change --validation-split"
+            f"validation_split={validation_split} leaves {split_at} of {n} samples for "
+            "training; expected both parts non-empty; give load_data more samples or change "
+            "--validation-split"
         )
 
-    def cut(a: Any, start: int, end: int) -> Any:
-        if isinstance(a, dict):
-            return {k: cut(v, start, end) for k, v in a.items()}
-        if isinstance(a, list | tuple):
-            return type(a)(cut(v, start, end) for v in a)
-        return a[start:end]
-
-    return (cut(x, 0, split_at), cut(y, 0, split_at)), (cut(x, split_at, n), cut(y, split_at, n))
+    return (
+        (_slice(x, 0, split_at), _slice(y, 0, split_at)),
+        (_slice(x, split_at, n), _slice(y, split_at, n)),
+    )
 
 
 def prepare_data(raw: Any, *, validation_split: float, source: Path) -> Data:
@@ -104,9 +114,10 @@ def prepare_data(raw: Any, *, validation_split: float, source: Path) -> Data:
             )
     assert train is not None
     x, y = train
-    if val is None:
-        if validation_split <= 0:
-            return Data(x, y, None, None, *(test or (None, None)), validation="none")
-        (x, y), (xv, yv) = train_validation_split(x, y, validation_split)
-        return Data(x, y, xv, yv, *(test or (None, None)), validation="split")
-    return Data(x, y, val[0], val[1], *(test or (None, None)), validation="given")
+    xt, yt = test if test is not None else (None, None)
+    if val is not None:
+        return Data(x, y, val[0], val[1], xt, yt, validation="given")
+    if validation_split <= 0:
+        return Data(x, y, None, None, xt, yt, validation="none")
+    (x, y), (xv, yv) = train_validation_split(x, y, validation_split)
+    return Data(x, y, xv, yv, xt, yt, validation="split")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sweep.errors import ConfigError, SweepError
 from sweep.progress import NullProgress, Progress, TrialEvent
@@ -51,12 +51,10 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
-def _open_study(
-    space: SearchSpace, name: str, storage_url: str, mode: str, sampler: Any
-) -> Any:
+def _open_study(space: SearchSpace, name: str, storage_url: str, mode: str, sampler: Any) -> Any:
     import optuna
 
-    direction = "minimize" if mode == "min" else "maximize"
+    direction: Literal["minimize", "maximize"] = "minimize" if mode == "min" else "maximize"
     storage = open_storage(storage_url)
     study = optuna.create_study(
         study_name=name,
@@ -118,8 +116,8 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     study.sampler = make_sampler(settings.sampler, seed=sampler_seed, grid=grid)
     table = folder / "trials.csv"
     progress.message(
-        f"study {name}: {space.path} on {redact(storage_url)}, monitor {settings.monitor} ({mode}), "
-        f"{_finished(study)}/{target} trials finished"
+        f"study {name}: {space.path} on {redact(storage_url)}, "
+        f"monitor {settings.monitor} ({mode}), {_finished(study)}/{target} trials finished"
     )
     write_table(study, table)
 

@@ -53,7 +53,9 @@ class NullProgress:
 
 def describe_trial(event: TrialEvent) -> str:
     if event.state == "failed":
-        return f"trial {event.trial} failed after {format_duration(event.duration_s)}: {event.error}"
+        return (
+            f"trial {event.trial} failed after {format_duration(event.duration_s)}: {event.error}"
+        )
     score = "-" if event.best_score is None else f"{event.best_score:.6g}"
     return (
         f"trial {event.trial} {event.state}: best {event.monitor}={score} at epoch "

@@ -40,10 +40,8 @@ def missing_monitor_message(monitor: str, keys: list[str]) -> str:
     if monitor.startswith("val_") and not any(k.startswith("val_") for k in keys):
         hint = " (there is no validation data: load_data gave none and validation_split is 0)"
     elif keys:
-        hint = f"; set --monitor (or SETTINGS['monitor']) to one of them"
-    return (
-        f"monitor {monitor!r} is not in the epoch logs; the logs have: {', '.join(keys)}{hint}"
-    )
+        hint = "; set --monitor (or SETTINGS['monitor']) to one of them"
+    return f"monitor {monitor!r} is not in the epoch logs; the logs have: {', '.join(keys)}{hint}"
 
 
 class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]

@@ -38,7 +38,8 @@ FORMATS = ("table", "csv", "json", "markdown")
 
 
 def state_name(trial: Any) -> str:
-    return STATE_NAMES.get(trial.state.name, trial.state.name.lower())
+    name: str = trial.state.name
+    return STATE_NAMES.get(name, name.lower())
 
 
 def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -> dict[str, Any]:
@@ -49,7 +50,9 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
     checkpoint = attrs.get("checkpoint")
     duration = attrs.get("duration_s")
     if duration is None and trial.datetime_start is not None:
-        end = trial.datetime_complete.timestamp() if trial.datetime_complete else (now or time.time())
+        end = (
+            trial.datetime_complete.timestamp() if trial.datetime_complete else (now or time.time())
+        )
         duration = round(end - trial.datetime_start.timestamp(), 3)
     row.update(
         monitor=attrs.get("monitor"),
@@ -83,9 +86,10 @@ def sort_key(direction: str) -> Any:
 
     def key(row: dict[str, Any]) -> tuple[int, float, int]:
         score = row.get("best_score")
-        has = isinstance(score, int | float) and math.isfinite(score)
         rank = _STATE_ORDER.get(row["state"], 5)
-        return (rank, sign * score if has else math.inf, row["trial"])
+        if isinstance(score, int | float) and math.isfinite(score):
+            return (rank, sign * float(score), int(row["trial"]))
+        return (rank, math.inf, int(row["trial"]))
 
     return key
 

@@ -17,9 +17,7 @@ def grid_space(hps: list[Any]) -> dict[str, list[Any]]:
             values = [hp.value]
         elif kind == "Boolean":
             values = [False, True]
-        elif kind == "Choice":
-            values = list(hp.values)
-        elif kind in ("Int", "Float") and hp.step is not None:
+        elif kind == "Choice" or (kind in ("Int", "Float") and hp.step is not None):
             values = list(hp.values)
         else:
             raise ConfigError(
@@ -60,6 +58,4 @@ def make_sampler(name: str, *, seed: int | None, grid: dict[str, list[Any]] | No
                 "or use --sampler tpe"
             )
         return samplers.GPSampler(seed=seed)
-    raise ConfigError(
-        f"--sampler: expected one of tpe, random, grid, cmaes, gp, got {name!r}"
-    )
+    raise ConfigError(f"--sampler: expected one of tpe, random, grid, cmaes, gp, got {name!r}")

@@ -77,9 +77,7 @@ def resolve_space_path(spec: str, *, spaces_dir: Path = Path("search_spaces")) -
     )
 
 
-def _check(
-    path: Path, name: str, value: Any, ok: bool, expected: str, origin: str
-) -> None:
+def _check(path: Path, name: str, value: Any, ok: bool, expected: str, origin: str) -> None:
     if not ok:
         raise ConfigError(
             f"{origin}: setting {name!r} expected {expected}, got {value!r}; "
@@ -98,7 +96,9 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
         is_int = isinstance(value, int) and not isinstance(value, bool)
         is_num = (is_int or isinstance(value, float)) and math.isfinite(float(value))
         if name in ("monitor",):
-            _check(path, name, value, isinstance(value, str) and bool(value), "a metric name", origin)
+            _check(
+                path, name, value, isinstance(value, str) and bool(value), "a metric name", origin
+            )
         elif name == "mode":
             _check(path, name, value, value in MODES, "one of auto, min, max", origin)
         elif name == "sampler":

@@ -14,14 +14,13 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
+import keras
 
-from sweep.data import Data  # noqa: E402
-from sweep.errors import ConfigError, TrialFailedError  # noqa: E402
-from sweep.hparams import OptunaHyperParameters  # noqa: E402
-
-from sweep.recorder import TrialRecorder  # noqa: E402
-from sweep.space import SearchSpace, Settings  # noqa: E402
+from sweep.data import Data, head
+from sweep.errors import ConfigError, TrialFailedError
+from sweep.hparams import OptunaHyperParameters, suggest
+from sweep.recorder import TrialRecorder
+from sweep.space import SearchSpace, Settings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,8 +62,8 @@ def resolve_mode(model: Any, data: Data, monitor: str, mode: str) -> str:
     """Resolve ``auto`` exactly as Keras' EarlyStopping does, on a model whose metrics are built."""
     if mode in ("min", "max"):
         return mode
-    n = min(len(data.x_train), 4)
-    model.evaluate(data.x_train[:n], data.y_train[:n], verbose=0)  # builds the compiled metrics
+    x, y = head(data.x_train, 4), head(data.y_train, 4)
+    model.evaluate(x, y, verbose=0)  # builds the compiled metrics
     probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
     probe.set_model(model)
     try:
@@ -78,27 +77,41 @@ def resolve_mode(model: Any, data: Data, monitor: str, mode: str) -> str:
 
 
 def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
-    """Build the model once with sampled values, before any trial runs.
+    """Build the model once with KerasTuner's default values, before any trial runs.
 
-    Returns the resolved mode and the KerasTuner hyperparameters seen (for the grid
-    sampler). Any error here is a configuration error: it would fail every trial.
+    Checks that ``build_model`` returns a compiled model, resolves ``mode``, and
+    checks that every hyperparameter seen maps onto an Optuna distribution. Returns
+    the resolved mode and those hyperparameters (the grid sampler needs them). Any
+    error here is a configuration error: it would fail every trial.
     """
+    import keras_tuner
     import optuna
 
-    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
-    hp = OptunaHyperParameters(study.ask())
+    hp = keras_tuner.HyperParameters()
     try:
         model = build(space, hp)
         mode = resolve_mode(model, data, space.settings.monitor, space.settings.mode)
     except ConfigError:
         raise
     except Exception as exc:
+        lines = str(exc).strip().splitlines()
         raise ConfigError(
-            f"search space {space.path}: build_model(hp) raised {type(exc).__name__}: "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}; fix the file"
+            f"search space {space.path}: build_model(hp) raised {type(exc).__name__}"
+            f"{': ' + lines[0] if lines else ''}; fix the file"
         ) from None
     finally:
         keras.backend.clear_session()
+    scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    for h in hp.space:
+        try:
+            suggest(scratch.ask(), h)
+        except ConfigError as exc:
+            raise ConfigError(f"search space {space.path}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(
+                f"search space {space.path}: hyperparameter {h.name!r} is not a valid Optuna "
+                f"range: {exc}; fix its bounds"
+            ) from None
     return mode, list(hp.space)
 
 
@@ -189,5 +202,3 @@ def _record(trial: Any, recorder: TrialRecorder, started: float) -> None:
         trial.set_user_attr("best_epoch", recorder.best_epoch)
         trial.set_user_attr("best_score", recorder.best_score)
         trial.set_user_attr("checkpoint", str(recorder.checkpoint_path))
-
-
