@@ -6,16 +6,18 @@ what counts, when to stop, and writes the results table after every trial.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from sweep.errors import ConfigError, SweepError
-from sweep.progress import NullProgress, Progress, TrialEvent
+from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, TrialEvent
 from sweep.results import table_rows, write_table
 from sweep.space import SearchSpace, load_space
 from sweep.storage import default_storage_url, open_storage, redact, study_dir
+from sweep.tfenv import import_tensorflow_quietly
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 
@@ -51,6 +53,12 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
 def _open_study(space: SearchSpace, name: str, storage_url: str, mode: str, sampler: Any) -> Any:
     import optuna
 
@@ -82,19 +90,31 @@ def _finished(study: Any) -> int:
 
 
 def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSummary:
-    """Run trials until the study has ``trials`` finished ones or the time budget is spent."""
-    progress = progress or NullProgress()
+    """Run trials until the study has ``trials`` finished ones or the time budget is spent.
+
+    Everything shown to ``progress`` also goes to ``results/<study>/sweep.log``, with
+    every epoch.
+    """
+    with contextlib.ExitStack() as stack:
+        return _run(options, progress or NullProgress(), stack)
+
+
+def _run(options: RunOptions, progress: Progress, stack: contextlib.ExitStack) -> SweepSummary:
     started = time.monotonic()
+    import_tensorflow_quietly()
+    _quiet_optuna()
     space = load_space(options.space, overrides=options.overrides)
     settings = space.settings
     name = options.study or space.name
     folder = study_dir(options.results_dir, name)
     storage_url = options.storage or default_storage_url(options.results_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
+    log = stack.enter_context((folder / "sweep.log").open("a", encoding="utf-8"))
+    progress = FanOut(progress, PlainProgress(log, epochs=True))
 
     from sweep.data import prepare_data
     from sweep.samplers import grid_size, grid_space, make_sampler
-    from sweep.trial import probe_space, run_trial, seed_everything
+    from sweep.trial import probe_space, run_trial
 
     try:
         raw = space.load_data()
@@ -129,8 +149,7 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
             stopped_because = "time budget spent"
             break
         trial = study.ask()
-        if options.seed is not None or options.deterministic:
-            seed_everything((options.seed or 0) + trial.number, deterministic=options.deterministic)
+        seeded = options.seed is not None or options.deterministic
         fatal: ConfigError | None = None
         try:
             result = run_trial(
@@ -140,23 +159,25 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
                 settings=settings,
                 mode=mode,
                 trial_dir=folder / "trials" / str(trial.number),
+                seed=(options.seed or 0) + trial.number if seeded else None,
+                deterministic=options.deterministic,
                 on_epoch=progress.epoch_ended,
             )
-            study.tell(trial, result.best_score)
-            state = "complete"
-            error = ""
         except KeyboardInterrupt:
             trial.set_user_attr("error", "interrupted (Ctrl+C)")
             study.tell(trial, state=_fail_state())
             write_table(study, table)
             raise
-        except Exception as exc:  # one place maps a trial's exception to its state
+        except Exception as exc:  # the one place that maps a trial's exception to its state
             error = _error_text(exc)
             trial.set_user_attr("error", error)
             study.tell(trial, state=_fail_state())
             state = "failed"
             if isinstance(exc, ConfigError):
                 fatal = exc  # it would fail every trial: stop the sweep
+        else:
+            study.tell(trial, result.best_score)
+            state, error = "complete", ""
         write_table(study, table)
         attrs = trial.user_attrs
         progress.trial_ended(

@@ -36,6 +36,19 @@ def grid_size(grid: dict[str, list[Any]]) -> int:
     return size
 
 
+def _grid_sampler_class() -> Any:
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        """GridSampler calls ``study.stop()`` when the grid is used up, which raises outside
+        ``study.optimize``. The driver stops at the grid's size itself, so skip that."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            pass
+
+    return AskTellGridSampler
+
+
 def make_sampler(name: str, *, seed: int | None, grid: dict[str, list[Any]] | None = None) -> Any:
     import optuna
 
@@ -46,7 +59,7 @@ def make_sampler(name: str, *, seed: int | None, grid: dict[str, list[Any]] | No
         return samplers.RandomSampler(seed=seed)
     if name == "grid":
         assert grid is not None
-        return samplers.GridSampler(grid, seed=seed)
+        return _grid_sampler_class()(grid, seed=seed)
     if name == "cmaes":
         if importlib.util.find_spec("cmaes") is None:
             raise ConfigError("--sampler cmaes needs the cmaes package; pip install cmaes")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from sweep.data import Data, head
-from sweep.errors import ConfigError, TrialFailedError
+from sweep.errors import ConfigError, MonitorMissingError, TrialFailedError
 from sweep.hparams import OptunaHyperParameters, suggest
-from sweep.recorder import TrialRecorder
+from sweep.progress import EpochEvent
+from sweep.recorder import TrialRecorder, missing_monitor_message
 from sweep.space import SearchSpace, Settings
 
 
@@ -63,12 +65,15 @@ def resolve_mode(model: Any, data: Data, monitor: str, mode: str) -> str:
     if mode in ("min", "max"):
         return mode
     x, y = head(data.x_train, 4), head(data.y_train, 4)
-    model.evaluate(x, y, verbose=0)  # builds the compiled metrics
+    names = list(model.evaluate(x, y, verbose=0, return_dict=True))  # builds the metrics
     probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
     probe.set_model(model)
     try:
         probe._set_monitor_op()
     except ValueError:
+        keys = names + ([f"val_{n}" for n in names] if data.x_val is not None else [])
+        if monitor not in keys:
+            raise MonitorMissingError(missing_monitor_message(monitor, keys)) from None
         raise ConfigError(
             f"mode 'auto' cannot tell whether {monitor!r} should go up or down; "
             "set --mode min or --mode max (or SETTINGS['mode'])"
@@ -123,10 +128,18 @@ def run_trial(
     settings: Settings,
     mode: str,
     trial_dir: Path,
-    on_epoch: Any = None,
+    seed: int | None = None,
+    deterministic: bool = False,
+    on_epoch: Callable[[EpochEvent], None] | None = None,
 ) -> TrialResult:
-    """Train one trial. Trial facts known so far are on ``trial.user_attrs`` even if it raises."""
+    """Train one trial. Trial facts known so far are on ``trial.user_attrs`` even if it raises.
+
+    With ``seed``, Keras is seeded after the session is cleared, right before the
+    model is built, so the same seed gives the same initial weights and batches.
+    """
     keras.backend.clear_session()
+    if seed is not None:
+        seed_everything(seed, deterministic=deterministic)
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = (trial_dir / "best.keras").resolve()
     history_path = (trial_dir / "history.csv").resolve()

@@ -1,0 +1,111 @@
+"""Shared test helpers: tiny search-space files with real Keras models and real data."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A small, fast, real problem: 3 well-separated classes of points in 8 dimensions.
+TINY_SPACE = """
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+SETTINGS = {settings!r}
+
+
+def load_data():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0.0, 2.0, size=(3, 8))
+    y = rng.integers(0, 3, size=240)
+    x = (centers[y] + rng.normal(0.0, 1.5, size=(240, 8))).astype("float32")
+    return x, y.astype("int64")
+
+
+def build_model(hp):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(8,)),
+            keras.layers.Dense(hp.Int("units", 4, 16, step=4), activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-3, 3e-2, sampling="log")),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+"""
+
+TINY_SETTINGS: dict[str, Any] = {
+    "monitor": "val_loss",
+    "epochs": 6,
+    "batch_size": 32,
+    "validation_split": 0.25,
+    "patience": 2,
+    "trials": 2,
+}
+
+
+def write_space(
+    folder: Path,
+    name: str = "tiny",
+    *,
+    settings: dict[str, Any] | None = None,
+    source: str | None = None,
+    extra: str = "",
+) -> Path:
+    """Write a search-space file; ``source`` replaces the tiny default, ``extra`` is appended."""
+    merged = dict(TINY_SETTINGS)
+    merged.update(settings or {})
+    text = (source if source is not None else TINY_SPACE).replace("{settings!r}", repr(merged))
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(text) + textwrap.dedent(extra), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_space(tmp_path: Path) -> Path:
+    return write_space(tmp_path)
+
+
+def run_cli(*argv: str, cwd: Path) -> tuple[int, str, str]:
+    """Run ``sweep.cli.main`` in this process (shares the TensorFlow import), capturing output."""
+    import io
+    from contextlib import redirect_stderr
+
+    from sweep.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with redirect_stderr(err):
+            code = main(list(argv), out=out)
+    finally:
+        os.chdir(old)
+    return code, out.getvalue(), err.getvalue()
+
+
+def sweep_subprocess(*argv: str, cwd: Path, timeout: float = 300) -> Any:
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
