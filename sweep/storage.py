@@ -24,7 +24,7 @@ def default_storage_url(results_dir: Path, study: str) -> str:
 
 def redact(url: str) -> str:
     """Hide a password in a storage URL: ``postgresql://u:***@host/db``."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(://[^:/@]+:)[^/]*@", r"\1***@", url)
 
 
 def open_storage(url: str) -> Any:

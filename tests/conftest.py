@@ -109,3 +109,13 @@ def sweep_subprocess(*argv: str, cwd: Path, timeout: float = 300) -> Any:
         timeout=timeout,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 3-trial sweep of the tiny space, run once per test session (read-only for tests)."""
+    folder = tmp_path_factory.mktemp("finished")
+    space = write_space(folder, settings={"trials": 3, "epochs": 5})
+    code, _, err = run_cli("run", str(space), "--seed", "11", cwd=folder)
+    assert code == 0, err
+    return folder
