@@ -32,9 +32,9 @@ def load_data() -> tuple[np.ndarray, np.ndarray]:
 
 def build_model(hp) -> keras.Model:  # hp: keras_tuner.HyperParameters
     inputs = keras.Input(shape=(8, 8, 1))
-    x = keras.layers.Conv2D(
-        hp.Int("filters", 8, 32, step=8), 3, padding="same", activation="relu"
-    )(inputs)
+    x = keras.layers.Conv2D(hp.Int("filters", 8, 32, step=8), 3, padding="same", activation="relu")(
+        inputs
+    )
     if hp.Boolean("second_conv"):
         with hp.conditional_scope("second_conv", [True]):
             x = keras.layers.Conv2D(

@@ -110,7 +110,7 @@ def prepare_data(raw: Any, *, validation_split: float, source: Path) -> Data:
         if nx != ny or nx == 0:
             raise ConfigError(
                 f"{origin}: the {label} arrays must be non-empty and of equal length, "
-                f"got x with {nx} and y with {ny} samples"
+                f"got x with {nx} and y with {ny} samples; return one label per sample"
             )
     assert train is not None
     x, y = train

@@ -32,6 +32,23 @@ from keras_tuner.src.engine.hyperparameters import hp_types
 from sweep.errors import ConfigError
 
 
+def listed_values(hp: Any) -> list[Any] | None:
+    """The finite values of a hyperparameter, or None if it is continuous.
+
+    For an ``Int`` the values are ints (KerasTuner lists a stepped log ``Int`` as floats).
+    """
+    if isinstance(hp, hp_types.Fixed):
+        return [hp.value]
+    if isinstance(hp, hp_types.Boolean):
+        return [False, True]
+    if isinstance(hp, hp_types.Choice):
+        return list(hp.values)
+    if isinstance(hp, hp_types.Int | hp_types.Float) and hp.step is not None:
+        cast = int if isinstance(hp, hp_types.Int) else float
+        return [cast(v) for v in hp.values]
+    return None
+
+
 def suggest(trial: Any, hp: Any) -> Any:
     """Ask ``trial`` (an ``optuna.Trial``) for a value of the KerasTuner hyperparameter ``hp``."""
     name = hp.name
@@ -53,8 +70,7 @@ def suggest(trial: Any, hp: Any) -> Any:
             return trial.suggest_float(name, hp.min_value, hp.max_value, log=True)
         if hp.step is not None:
             # KerasTuner's step is a factor here: min, min*step, min*step**2, ...
-            values = [int(v) if is_int else float(v) for v in hp.values]
-            return trial.suggest_categorical(name, values)
+            return trial.suggest_categorical(name, listed_values(hp))
         raise ConfigError(
             f"hyperparameter {name!r}: sampling='reverse_log' without a step has no Optuna "
             "distribution; use sampling='log', or give a step so its values can be listed"

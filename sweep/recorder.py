@@ -38,7 +38,10 @@ def history_csv(rows: list[dict[str, float]]) -> str:
 def missing_monitor_message(monitor: str, keys: list[str]) -> str:
     hint = ""
     if monitor.startswith("val_") and not any(k.startswith("val_") for k in keys):
-        hint = " (there is no validation data: load_data gave none and validation_split is 0)"
+        hint = (
+            "; there is no validation data: return a validation pair from load_data, "
+            "or set --validation-split above 0"
+        )
     elif keys:
         hint = "; set --monitor (or SETTINGS['monitor']) to one of them"
     return f"monitor {monitor!r} is not in the epoch logs; the logs have: {', '.join(keys)}{hint}"

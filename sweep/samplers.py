@@ -10,19 +10,16 @@ from sweep.errors import ConfigError
 
 def grid_space(hps: list[Any]) -> dict[str, list[Any]]:
     """The finite values of every hyperparameter seen, for Optuna's GridSampler."""
+    from sweep.hparams import listed_values
+
     grid: dict[str, list[Any]] = {}
     for hp in hps:
-        kind = type(hp).__name__
-        if kind == "Fixed":
-            values = [hp.value]
-        elif kind == "Boolean":
-            values = [False, True]
-        elif kind == "Choice" or (kind in ("Int", "Float") and hp.step is not None):
-            values = list(hp.values)
-        else:
+        values = listed_values(hp)
+        if values is None:
             raise ConfigError(
-                f"--sampler grid: hyperparameter {hp.name!r} ({kind} without a step) has no "
-                "finite set of values; give it a step, make it a Choice, or use another sampler"
+                f"--sampler grid: hyperparameter {hp.name!r} ({type(hp).__name__} without a "
+                "step) has no finite set of values; give it a step, make it a Choice, or use "
+                "another sampler"
             )
         grid.setdefault(hp.name, [])
         grid[hp.name].extend(v for v in values if v not in grid[hp.name])

@@ -44,6 +44,7 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+COMMAND_LINE = "command line"
 SETTING_NAMES = tuple(f.name for f in fields(Settings))
 
 
@@ -59,18 +60,19 @@ class SearchSpace:
 def resolve_space_path(spec: str, *, spaces_dir: Path = Path("search_spaces")) -> Path:
     """``NAME`` means ``search_spaces/NAME.py``; anything else is a path."""
     candidate = Path(spec)
+    known = sorted(p.stem for p in spaces_dir.glob("*.py")) if spaces_dir.is_dir() else []
+    listed = ", ".join(known) if known else "none"
     if candidate.suffix == ".py" or candidate.exists():
         if candidate.is_file():
             return candidate
+        found = "a directory" if candidate.is_dir() else "no such file"
         raise ConfigError(
-            f"search space {spec}: expected a Python file, found no such file; "
-            f"give a path to a .py file or a name from {spaces_dir}/"
+            f"search space {spec}: expected a Python file, found {found}; give a path to a "
+            f".py file or a name from {spaces_dir}/ ({listed})"
         )
     named = spaces_dir / f"{spec}.py"
     if named.is_file():
         return named
-    known = sorted(p.stem for p in spaces_dir.glob("*.py")) if spaces_dir.is_dir() else []
-    listed = ", ".join(known) if known else "none"
     raise ConfigError(
         f"search space {spec!r}: expected {named} or a path to a .py file, found neither; "
         f"spaces in {spaces_dir}/: {listed}"
@@ -79,9 +81,12 @@ def resolve_space_path(spec: str, *, spaces_dir: Path = Path("search_spaces")) -
 
 def _check(path: Path, name: str, value: Any, ok: bool, expected: str, origin: str) -> None:
     if not ok:
+        flag = f"--{name.replace('_', '-')}"
+        if origin == COMMAND_LINE:
+            raise ConfigError(f"{flag}: expected {expected}, got {value!r}")
         raise ConfigError(
             f"{origin}: setting {name!r} expected {expected}, got {value!r}; "
-            f"fix it in {path} or pass --{name.replace('_', '-')}"
+            f"fix it in {path} or pass {flag}"
         )
 
 
@@ -170,7 +175,7 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
             "write SETTINGS = {'monitor': 'val_loss', ...}"
         )
     values = validate_settings(raw, path=path, origin=origin)
-    values.update(validate_settings(overrides or {}, path=path, origin="command line"))
+    values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
     return SearchSpace(
         name=path.stem,
         path=path,

@@ -60,22 +60,26 @@ def build(space: SearchSpace, hp: Any) -> Any:
     return model
 
 
-def resolve_mode(model: Any, data: Data, monitor: str, mode: str) -> str:
+def logged_keys(model: Any, data: Data) -> list[str]:
+    """The keys Keras logs at the end of an epoch, from one real training step on a few samples."""
+    n = 8
+    x, y = head(data.x_train, n), head(data.y_train, n)
+    val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
+    history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
+    return sorted(history.history)
+
+
+def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
     """Resolve ``auto`` exactly as Keras' EarlyStopping does, on a model whose metrics are built."""
     if mode in ("min", "max"):
         return mode
-    x, y = head(data.x_train, 4), head(data.y_train, 4)
-    names = list(model.evaluate(x, y, verbose=0, return_dict=True))  # builds the metrics
     probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
     probe.set_model(model)
     try:
         probe._set_monitor_op()
     except ValueError:
-        keys = names + ([f"val_{n}" for n in names] if data.x_val is not None else [])
-        if monitor not in keys:
-            raise MonitorMissingError(missing_monitor_message(monitor, keys)) from None
         raise ConfigError(
-            f"mode 'auto' cannot tell whether {monitor!r} should go up or down; "
+            f"{origin}: mode 'auto' cannot tell whether {monitor!r} should go up or down; "
             "set --mode min or --mode max (or SETTINGS['mode'])"
         ) from None
     return "min" if probe.monitor_op is keras.ops.less else "max"
@@ -84,10 +88,12 @@ def resolve_mode(model: Any, data: Data, monitor: str, mode: str) -> str:
 def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
     """Build the model once with KerasTuner's default values, before any trial runs.
 
-    Checks that ``build_model`` returns a compiled model, resolves ``mode``, and
-    checks that every hyperparameter seen maps onto an Optuna distribution. Returns
-    the resolved mode and those hyperparameters (the grid sampler needs them). Any
-    error here is a configuration error: it would fail every trial.
+    Checks that ``build_model`` returns a compiled model, trains it for one step on
+    a few samples to see the exact keys Keras logs (the monitor must be one of them),
+    resolves ``mode``, and checks that every hyperparameter seen maps onto an Optuna
+    distribution. Returns the resolved mode and those hyperparameters (the grid
+    sampler needs them). Any error here is a configuration error: it would fail every
+    trial.
     """
     import keras_tuner
     import optuna
@@ -95,7 +101,15 @@ def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
     hp = keras_tuner.HyperParameters()
     try:
         model = build(space, hp)
-        mode = resolve_mode(model, data, space.settings.monitor, space.settings.mode)
+        keys = logged_keys(model, data)
+        monitor = space.settings.monitor
+        if monitor not in keys:
+            raise MonitorMissingError(
+                f"search space {space.path}: {missing_monitor_message(monitor, keys)}"
+            )
+        mode = resolve_mode(
+            model, monitor, space.settings.mode, origin=f"search space {space.path}"
+        )
     except ConfigError:
         raise
     except Exception as exc:

@@ -167,8 +167,9 @@ def test_epoch_numbers_are_one_based_like_keras(tmp_path: Path) -> None:
     )
 
 
-def test_missing_monitor_is_caught_before_any_trial_when_mode_is_auto(tmp_path: Path) -> None:
-    space = write_space(tmp_path, settings={"monitor": "val_acc", "mode": "auto", "trials": 5})
+@pytest.mark.parametrize("mode", ["auto", "max"])
+def test_missing_monitor_is_caught_before_any_trial(tmp_path: Path, mode: str) -> None:
+    space = write_space(tmp_path, settings={"monitor": "val_acc", "mode": mode, "trials": 5})
     code, _, err = run_cli("run", str(space), cwd=tmp_path)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("sweep: error:")
@@ -177,21 +178,47 @@ def test_missing_monitor_is_caught_before_any_trial_when_mode_is_auto(tmp_path: 
     assert not db.exists() or not load_study(tmp_path, "tiny").trials
 
 
-def test_missing_monitor_stops_the_sweep_at_the_first_epoch(tmp_path: Path) -> None:
-    # With an explicit mode nothing can be checked before training: the first epoch's
-    # logs are the truth. Keras would only warn; we stop after that one epoch.
-    space = write_space(tmp_path, settings={"monitor": "val_acc", "mode": "max", "trials": 5})
-    code, _, err = run_cli("run", str(space), cwd=tmp_path)
+SOMETIMES_UNLOGGED = """
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+SETTINGS = {settings!r}
+
+
+def load_data():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(120, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("float32")
+
+
+def build_model(hp):
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1, activation="sigmoid")])
+    metrics = ["accuracy"] if hp.Boolean("log_accuracy", default=True) else []
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=metrics)
+    return model
+"""
+
+
+def test_missing_monitor_in_a_trial_stops_the_sweep_at_its_first_epoch(tmp_path: Path) -> None:
+    # The defaults log val_accuracy, so the pre-flight check passes; the trial with
+    # log_accuracy=False does not. Keras would only warn; we stop after that one epoch.
+    settings = {"monitor": "val_accuracy", "mode": "max", "trials": 2, "sampler": "grid"}
+    space = write_space(tmp_path, source=SOMETIMES_UNLOGGED, settings=settings)
+    code, _, err = run_cli("run", str(space), "--seed", "0", cwd=tmp_path)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("sweep: error:")
-    assert "'val_acc'" in err and "val_accuracy" in err and "val_loss" in err
+    assert "'val_accuracy'" in err and "val_loss" in err
     trials = load_study(tmp_path, "tiny").trials
-    assert len(trials) == 1  # stopped at once, not after five failures
-    assert trials[0].state == optuna.trial.TrialState.FAIL
-    assert "val_acc" in trials[0].user_attrs["error"]
-    assert trials[0].user_attrs["stop_epoch"] == 0  # it raised inside the first epoch's end
+    bad = [t for t in trials if t.params["log_accuracy"] is False]
+    assert len(bad) == 1 and trials[-1] is not None and trials[-1].number == bad[0].number
+    assert bad[0].state == optuna.trial.TrialState.FAIL
+    assert "val_accuracy" in bad[0].user_attrs["error"]
+    assert bad[0].user_attrs["stop_epoch"] == 0  # it raised inside the first epoch's end
     rows = read_csv(tmp_path / "results" / "tiny" / "trials.csv")
-    assert rows[0]["state"] == "failed" and "val_acc" in rows[0]["error"]
+    failed = [r for r in rows if r["state"] == "failed"]
+    assert len(failed) == 1 and "val_accuracy" in failed[0]["error"]
 
 
 def test_val_monitor_without_validation_data_says_so(tmp_path: Path) -> None:
