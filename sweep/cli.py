@@ -104,7 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--study", default=None, help="study name (default: the space's name)")
     run.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite)")
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
-    run.add_argument("-v", "--verbose", action="store_true", help="also print every epoch")
+    run.add_argument(
+        "--max-failures",
+        type=_int(1),
+        default=5,
+        help="stop after this many failed trials in a row (default 5)",
+    )
+    run.add_argument(
+        "--keep-checkpoints",
+        type=_int(0),
+        default=None,
+        metavar="K",
+        help="keep best.keras of the K best trials only (default: all)",
+    )
+    run.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain timestamped lines, one per epoch and trial, even on a terminal",
+    )
 
     table = sub.add_parser("table", help="print the results table, best first")
     _study_args(table)
@@ -133,8 +150,16 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         timeout_s=args.timeout,
         seed=args.seed,
         deterministic=args.deterministic,
+        max_failures=args.max_failures,
+        keep_checkpoints=args.keep_checkpoints,
     )
-    summary = run_sweep(options, PlainProgress(out, epochs=args.verbose))
+    if out.isatty() and not args.plain:
+        from sweep.live import LiveProgress
+
+        with LiveProgress(out) as live:
+            summary = run_sweep(options, live)
+    else:
+        summary = run_sweep(options, PlainProgress(out, epochs=True))
     out.write(
         f"\n{summary.finished}/{summary.target} trials finished ({summary.stopped_because}).\n"
         f"results: {summary.folder}/  table: {summary.table}\n"

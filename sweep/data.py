@@ -47,11 +47,11 @@ def _is_pair_of_pairs(obj: Any) -> bool:
     )
 
 
-def _length(arr: Any) -> int:
+def length(arr: Any) -> int:
     if isinstance(arr, dict):
-        return _length(next(iter(arr.values())))
+        return length(next(iter(arr.values())))
     if isinstance(arr, list | tuple):
-        return _length(arr[0])
+        return length(arr[0])
     return int(np.shape(arr)[0])
 
 
@@ -65,12 +65,12 @@ def _slice(a: Any, start: int, end: int) -> Any:
 
 def head(a: Any, n: int) -> Any:
     """The first ``n`` samples of an array (or a dict/list of arrays)."""
-    return _slice(a, 0, min(n, _length(a)))
+    return _slice(a, 0, min(n, length(a)))
 
 
 def train_validation_split(x: Any, y: Any, validation_split: float) -> tuple[Pair, Pair]:
     """Split exactly as ``Model.fit(validation_split=...)`` does: the last fraction, unshuffled."""
-    n = _length(x)
+    n = length(x)
     split_at = math.floor(n * (1.0 - validation_split))
     if split_at in (0, n):
         raise ConfigError(
@@ -101,7 +101,7 @@ def prepare_data(raw: Any, *, validation_split: float, source: Path) -> Data:
         if pair is None:
             continue
         try:
-            nx, ny = _length(pair[0]), _length(pair[1])
+            nx, ny = length(pair[0]), length(pair[1])
         except (TypeError, IndexError, StopIteration):
             raise ConfigError(
                 f"{origin}: the {label} pair must hold arrays, got "

@@ -25,3 +25,9 @@ class MonitorMissingError(ConfigError):
 
 class TrialFailedError(SweepError):
     """One trial failed (NaN loss, an exception in the user's code); the sweep goes on."""
+
+
+class Interrupted(SweepError):
+    """Ctrl+C (or SIGTERM): the current epoch finished, the trial is left resumable."""
+
+    exit_code = 130

@@ -1,6 +1,7 @@
 """The progress layer: the only way code below the CLI tells the person anything.
 
-The driver emits events; the CLI chooses where they go (terminal, sweep.log).
+The driver emits events; the CLI chooses where they go: a live display on a
+terminal (``live``), plain timestamped lines otherwise, and always sweep.log.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from sweep.durations import format_duration
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialStart:
+    trial: int
+    resumed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,16 +39,41 @@ class TrialEvent:
     stop_epoch: int | None
     duration_s: float
     error: str = ""
+    stop_reason: str = ""
 
 
 class Progress(Protocol):
+    def sweep_started(
+        self,
+        text: str,
+        *,
+        target: int,
+        done: int,
+        timeout_s: float | None,
+        maximize: bool = False,
+    ) -> None: ...
     def message(self, text: str) -> None: ...
+    def trial_started(self, event: TrialStart) -> None: ...
     def epoch_ended(self, event: EpochEvent) -> None: ...
     def trial_ended(self, event: TrialEvent) -> None: ...
 
 
 class NullProgress:
+    def sweep_started(
+        self,
+        text: str,
+        *,
+        target: int,
+        done: int,
+        timeout_s: float | None,
+        maximize: bool = False,
+    ) -> None:
+        pass
+
     def message(self, text: str) -> None:
+        pass
+
+    def trial_started(self, event: TrialStart) -> None:
         pass
 
     def epoch_ended(self, event: EpochEvent) -> None:
@@ -53,19 +85,27 @@ class NullProgress:
 
 def describe_trial(event: TrialEvent) -> str:
     if event.state == "failed":
-        return (
-            f"trial {event.trial} failed after {format_duration(event.duration_s)}: {event.error}"
-        )
+        took = format_duration(event.duration_s)
+        return f"trial {event.trial} failed after {took}: {event.error}"
     score = "-" if event.best_score is None else f"{event.best_score:.6g}"
+    why = {"early_stopping": "early stopping", "budget": "time budget"}.get(event.stop_reason, "")
     return (
         f"trial {event.trial} {event.state}: best {event.monitor}={score} at epoch "
-        f"{event.best_epoch}, stopped at epoch {event.stop_epoch} "
-        f"({format_duration(event.duration_s)})"
+        f"{event.best_epoch}, stopped at epoch {event.stop_epoch}"
+        f"{f' by {why}' if why else ''} ({format_duration(event.duration_s)})"
+    )
+
+
+def describe_epoch(event: EpochEvent) -> str:
+    best = "-" if event.best is None else f"{event.best:.6g}"
+    return (
+        f"trial {event.trial} epoch {event.epoch}/{event.max_epochs}: "
+        f"{event.monitor}={event.value:.6g} (best {best})"
     )
 
 
 class PlainProgress:
-    """Timestamped lines, one per finished trial (and per epoch when ``epochs`` is set)."""
+    """Timestamped lines: one per finished trial, and per epoch when ``epochs`` is set."""
 
     def __init__(self, stream: TextIO, *, epochs: bool = False) -> None:
         self.stream = stream
@@ -76,16 +116,27 @@ class PlainProgress:
         self.stream.write(f"{stamp} {text}\n")
         self.stream.flush()
 
+    def sweep_started(
+        self,
+        text: str,
+        *,
+        target: int,
+        done: int,
+        timeout_s: float | None,
+        maximize: bool = False,
+    ) -> None:
+        self._line(text)
+
     def message(self, text: str) -> None:
         self._line(text)
 
+    def trial_started(self, event: TrialStart) -> None:
+        if self.epochs:
+            self._line(f"trial {event.trial} {'resumed' if event.resumed else 'started'}")
+
     def epoch_ended(self, event: EpochEvent) -> None:
         if self.epochs:
-            best = "-" if event.best is None else f"{event.best:.6g}"
-            self._line(
-                f"trial {event.trial} epoch {event.epoch}/{event.max_epochs}: "
-                f"{event.monitor}={event.value:.6g} (best {best})"
-            )
+            self._line(describe_epoch(event))
 
     def trial_ended(self, event: TrialEvent) -> None:
         self._line(describe_trial(event))
@@ -95,9 +146,25 @@ class FanOut:
     def __init__(self, *targets: Progress) -> None:
         self.targets = targets
 
+    def sweep_started(
+        self,
+        text: str,
+        *,
+        target: int,
+        done: int,
+        timeout_s: float | None,
+        maximize: bool = False,
+    ) -> None:
+        for t in self.targets:
+            t.sweep_started(text, target=target, done=done, timeout_s=timeout_s, maximize=maximize)
+
     def message(self, text: str) -> None:
         for t in self.targets:
             t.message(text)
+
+    def trial_started(self, event: TrialStart) -> None:
+        for t in self.targets:
+            t.trial_started(event)
 
     def epoch_ended(self, event: EpochEvent) -> None:
         for t in self.targets:

@@ -2,10 +2,15 @@
 
 It owns our one definition of best: the epoch with the best monitored value
 among the epochs trained, earliest on ties (strict comparison, no min_delta).
-On each such epoch it saves the model to ``best.keras``, so the checkpoint and
-the reported best_score always name the same epoch, whatever EarlyStopping's
-min_delta says. It also writes ``history.csv`` after every epoch, reports the
-monitored value to Optuna, and fails fast on a missing monitor or a NaN loss.
+On each such epoch the model becomes ``best.keras``, so the checkpoint and the
+reported best_score always name the same epoch, whatever EarlyStopping's
+min_delta says. At every epoch end it also commits the trial's resume point,
+writes ``history.csv``, reports the monitored value to Optuna, fails fast on a
+missing monitor or a NaN loss, and stops at the epoch boundary when asked to
+(time budget, Ctrl+C).
+
+It must come after EarlyStopping in the callback list, so that the resume point
+holds EarlyStopping's counters for the same epoch.
 """
 
 from __future__ import annotations
@@ -14,14 +19,14 @@ import csv
 import io
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
 
-from sweep.atomic import write_text_atomic, write_with
+from sweep.atomic import write_text_atomic
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
+from sweep.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:
@@ -55,10 +60,12 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         monitor: str,
         mode: str,
         max_epochs: int,
-        checkpoint_path: Path,
-        history_path: Path,
+        resume: ResumeDir,
+        stopper: ResumableEarlyStopping,
+        history_path: Any,
         report: Callable[[float, int], None] | None = None,
         on_epoch: Callable[[EpochEvent], None] | None = None,
+        stop_request: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("min", "max"):
@@ -67,14 +74,27 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.monitor = monitor
         self.mode = mode
         self.max_epochs = max_epochs
-        self.checkpoint_path = checkpoint_path
+        self.resume = resume
+        self.stopper = stopper
         self.history_path = history_path
         self.report = report
         self.on_epoch = on_epoch
+        self.stop_request = stop_request
         self.history: list[dict[str, float]] = []
         self.best_score: float | None = None
         self.best_epoch: int | None = None  # 1-based
         self.failure: str | None = None
+        self.stop_reason: str | None = None  # "budget" or "interrupted" when asked to stop
+
+    def restore(self, state: ResumeState) -> None:
+        self.history = [dict(row) for row in state.history]
+        self.best_score = state.best_score
+        self.best_epoch = state.best_epoch
+        write_text_atomic(self.history_path, history_csv(self.history))
+
+    @property
+    def checkpoint_path(self) -> Any:
+        return self.resume.checkpoint
 
     @property
     def stop_epoch(self) -> int:
@@ -96,19 +116,31 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         row: dict[str, float] = {"epoch": number}
         row.update({k: float(v) for k, v in logs.items()})
         self.history.append(row)
-        write_text_atomic(self.history_path, history_csv(self.history))
-
         value = row[self.monitor]
-        if self.is_better(value):
-            self.best_score = value
-            self.best_epoch = number
-            write_with(self.checkpoint_path, self.model.save)
+        improved = self.is_better(value)
+        if improved:
+            self.best_score, self.best_epoch = value, number
+        self.resume.save(
+            self.model,
+            epochs_done=number,
+            history=self.history,
+            best_score=self.best_score,
+            best_epoch=self.best_epoch,
+            stopper=self.stopper.snapshot(),
+            improved=improved,
+        )
+        write_text_atomic(self.history_path, history_csv(self.history))
+        if self.report is not None and math.isfinite(value):
+            self.report(value, number)
         loss = row.get("loss", 0.0)
         if not math.isfinite(loss):
             self.failure = f"loss became {loss} at epoch {number}"
             self.model.stop_training = True
-        if self.report is not None and math.isfinite(value):
-            self.report(value, number)
+        elif self.stop_request is not None and not self.model.stop_training:
+            reason = self.stop_request()
+            if reason is not None and number < self.max_epochs:
+                self.stop_reason = reason
+                self.model.stop_training = True
         if self.on_epoch is not None:
             self.on_epoch(
                 EpochEvent(

@@ -6,7 +6,9 @@ Also the probe that checks a space before any trial runs.
 
 from __future__ import annotations
 
+import math
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +20,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from sweep.data import Data, head
-from sweep.errors import ConfigError, MonitorMissingError, TrialFailedError
+from sweep.errors import ConfigError, Interrupted, MonitorMissingError, TrialFailedError
+from sweep.feed import epoch_feed
 from sweep.hparams import OptunaHyperParameters, suggest
 from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, missing_monitor_message
+from sweep.resume import ResumableEarlyStopping, ResumeDir, load_variables
 from sweep.space import SearchSpace, Settings
 
 
@@ -31,7 +35,9 @@ class TrialResult:
     best_epoch: int  # 1-based
     stop_epoch: int  # 1-based: the last epoch trained
     early_stopped: bool
+    stop_reason: str  # early_stopping, max_epochs, budget
     keras_best_epoch: int | None  # EarlyStopping's own best_epoch, 1-based (honours min_delta)
+    resumed_from: int  # epochs done before this process took the trial over (0: fresh)
     checkpoint: Path
     history: Path
 
@@ -145,11 +151,14 @@ def run_trial(
     seed: int | None = None,
     deterministic: bool = False,
     on_epoch: Callable[[EpochEvent], None] | None = None,
+    stop_request: Callable[[], str | None] | None = None,
 ) -> TrialResult:
-    """Train one trial. Trial facts known so far are on ``trial.user_attrs`` even if it raises.
+    """Train one trial, or continue it from its resume point if it has one.
 
-    With ``seed``, Keras is seeded after the session is cleared, right before the
-    model is built, so the same seed gives the same initial weights and batches.
+    Trial facts known so far are on ``trial.user_attrs`` even if it raises. With
+    ``seed``, Keras is seeded after the session is cleared, right before the model
+    is built. Raises ``Interrupted`` (leaving the resume point) when ``stop_request``
+    answered "interrupted".
     """
     keras.backend.clear_session()
     if seed is not None:
@@ -157,6 +166,12 @@ def run_trial(
     trial_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = (trial_dir / "best.keras").resolve()
     history_path = (trial_dir / "history.csv").resolve()
+    resume = ResumeDir(trial_dir / "resume", checkpoint)
+    state = resume.load()
+    attrs = trial.user_attrs
+    data_seed = attrs.get("data_seed")
+    if data_seed is None:
+        data_seed = seed if seed is not None else secrets.randbelow(2**31)
     for key, value in {
         "monitor": settings.monitor,
         "mode": mode,
@@ -167,56 +182,103 @@ def run_trial(
         "start_from_epoch": settings.start_from_epoch,
         "batch_size": settings.batch_size,
         "trial_dir": str(trial_dir.resolve()),
+        "data_seed": data_seed,
     }.items():
+        if attrs.get(key, value) != value and state is not None:
+            raise ConfigError(
+                f"trial {trial.number} was started with {key}={attrs[key]!r}, this run has "
+                f"{value!r}; resume it with the same settings, or use a new --study"
+            )
         trial.set_user_attr(key, value)
 
-    recorder = TrialRecorder(
-        trial_number=trial.number,
-        monitor=settings.monitor,
-        mode=mode,
-        max_epochs=settings.epochs,
-        checkpoint_path=checkpoint,
-        history_path=history_path,
-        report=lambda value, step: trial.report(value, step),
-        on_epoch=on_epoch,
-    )
-    stopper = keras.callbacks.EarlyStopping(
+    stopper = ResumableEarlyStopping(
         monitor=settings.monitor,
         mode=mode,
         patience=settings.patience,
         min_delta=settings.min_delta,
         baseline=settings.baseline,
         start_from_epoch=settings.start_from_epoch,
+        restore=None if state is None else state.stopper,
     )
-    started = time.monotonic()
+    recorder = TrialRecorder(
+        trial_number=trial.number,
+        monitor=settings.monitor,
+        mode=mode,
+        max_epochs=settings.epochs,
+        resume=resume,
+        stopper=stopper,
+        history_path=history_path,
+        report=lambda value, step: trial.report(value, step),
+        on_epoch=on_epoch,
+        stop_request=stop_request,
+    )
+    done = 0
+    if state is not None:
+        recorder.restore(state)
+        done = state.epochs_done
+        trial.set_user_attr("resumed_from", done)
+        reported = _stored(trial).intermediate_values
+        for row in state.history:  # values a kill kept from reaching the storage
+            value = row[settings.monitor]
+            if int(row["epoch"]) not in reported and math.isfinite(value):
+                trial.report(value, int(row["epoch"]))
+    started = time.monotonic() - float(attrs.get("duration_s", 0.0) if state else 0.0)
+    finished_before = state is not None and (
+        state.stopper.stopped_epoch > 0 or state.epochs_done >= settings.epochs
+    )
     try:
         model = build(space, OptunaHyperParameters(trial))
-        validation = None if data.x_val is None else (data.x_val, data.y_val)
-        model.fit(
-            data.x_train,
-            data.y_train,
-            validation_data=validation,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            callbacks=[recorder, stopper],
-            verbose=0,
-        )
-    finally:
+        if state is not None:
+            load_variables(model, resume.folder / state.variables)
+        if not finished_before:
+            feed, steps = epoch_feed(
+                data.x_train,
+                data.y_train,
+                batch_size=settings.batch_size,
+                seed=int(data_seed),
+                initial_epoch=done,
+                epochs=settings.epochs,
+            )
+            validation = None if data.x_val is None else (data.x_val, data.y_val)
+            model.fit(
+                feed,
+                steps_per_epoch=steps,
+                initial_epoch=done,
+                validation_data=validation,
+                validation_batch_size=settings.batch_size,
+                epochs=settings.epochs,
+                callbacks=[stopper, recorder],
+                shuffle=False,
+                verbose=0,
+            )
+    except BaseException:
         _record(trial, recorder, started)
+        raise
+    _record(trial, recorder, started)
+    if recorder.stop_reason == "interrupted":
+        raise Interrupted(f"trial {trial.number} interrupted after epoch {recorder.stop_epoch}")
+    resume.remove()
     if recorder.failure is not None:
         raise TrialFailedError(recorder.failure)
     if recorder.best_epoch is None or recorder.best_score is None:
         raise TrialFailedError(f"monitor {settings.monitor!r} was never a finite number")
     early = stopper.stopped_epoch > 0 and recorder.stop_epoch < settings.epochs
-    trial.set_user_attr("early_stopped", early)
+    reason = recorder.stop_reason or ("early_stopping" if early else "max_epochs")
     keras_best = None if stopper.best is None else stopper.best_epoch + 1
-    trial.set_user_attr("keras_best_epoch", keras_best)
+    for key, value in {
+        "early_stopped": early,
+        "stop_reason": reason,
+        "keras_best_epoch": keras_best,
+    }.items():
+        trial.set_user_attr(key, value)
     return TrialResult(
         best_score=recorder.best_score,
         best_epoch=recorder.best_epoch,
         stop_epoch=recorder.stop_epoch,
         early_stopped=early,
+        stop_reason=reason,
         keras_best_epoch=keras_best,
+        resumed_from=done,
         checkpoint=checkpoint,
         history=history_path,
     )
@@ -229,3 +291,8 @@ def _record(trial: Any, recorder: TrialRecorder, started: float) -> None:
         trial.set_user_attr("best_epoch", recorder.best_epoch)
         trial.set_user_attr("best_score", recorder.best_score)
         trial.set_user_attr("checkpoint", str(recorder.checkpoint_path))
+
+
+def _stored(trial: Any) -> Any:
+    """The trial as the storage has it now (a FrozenTrial)."""
+    return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)

@@ -23,6 +23,7 @@ EXPECTED_COLUMNS = [
     "stop_epoch",
     "max_epochs",
     "early_stopped",
+    "stop_reason",
     "patience",
     "min_delta",
     "duration_s",
@@ -47,6 +48,8 @@ def test_table_columns_are_named_exactly(finished_sweep: Path) -> None:
         assert 1 <= int(row["best_epoch"]) <= int(row["stop_epoch"]) <= 5
         # early_stopped: EarlyStopping ended it before max_epochs
         assert row["early_stopped"] == ("true" if int(row["stop_epoch"]) < 5 else "false")
+        early = row["early_stopped"] == "true"
+        assert row["stop_reason"] == ("early_stopping" if early else "max_epochs")
         assert Path(row["checkpoint"]).is_file() and row["error"] == ""
         assert float(row["duration_s"]) > 0
 

@@ -24,6 +24,7 @@ import pytest
 from conftest import run_cli, write_space
 from keras.src.trainers.data_adapters.array_slicing import train_validation_split
 
+from sweep.feed import epoch_feed
 from sweep.space import load_space
 
 
@@ -148,8 +149,16 @@ def test_epoch_numbers_are_one_based_like_keras(tmp_path: Path) -> None:
     hp.values.update(trial.params)
     model = loaded.build_model(hp)
     stopper = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=1)
+    # the same data: Keras' validation split, and sweep's epoch-keyed shuffle of the rest
+    (xt, yt), validation = train_validation_split((x, y), 0.25)
+    feed, steps = epoch_feed(xt, yt, batch_size=32, seed=5, initial_epoch=0, epochs=30)
     history = model.fit(
-        x, y, validation_split=0.25, epochs=30, batch_size=32, callbacks=[stopper], verbose=0
+        feed,
+        steps_per_epoch=steps,
+        epochs=30,
+        validation_data=validation,
+        callbacks=[stopper],
+        verbose=0,
     )
     assert stopper.stopped_epoch > 0, "the reference run must stop early for this test to bite"
     ran = len(history.history["val_accuracy"])

@@ -1,0 +1,42 @@
+"""Training data order as a function of (seed, epoch).
+
+Keras shuffles with a stateful RNG, so epoch k's order depends on every epoch
+before it in the same process: a trial resumed at epoch k would see other
+batches than the uninterrupted run. Here epoch e's permutation is
+``stateless_shuffle(range(n), seed=(seed, e))``; the batches are then gathered
+the way Keras' own array adapter gathers them (a tf.data pipeline), so a resumed
+trial trains on exactly the batches it would have trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import tensorflow as tf
+
+from sweep.data import length
+
+
+def epoch_feed(
+    x: Any, y: Any, *, batch_size: int, seed: int, initial_epoch: int, epochs: int
+) -> tuple[Any, int]:
+    """A dataset of the batches of epochs ``initial_epoch .. epochs-1``, and steps per epoch."""
+    n = length(x)
+    steps = math.ceil(n / batch_size)
+    arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
+    key = tf.constant(seed, tf.int64)
+
+    def one_epoch(epoch: Any) -> Any:
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([key, epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    indices = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
+
+    def gather(index: Any, data: Any) -> Any:
+        return tf.nest.map_structure(lambda a: tf.gather(a, index, axis=0), data)
+
+    batches = tf.data.Dataset.zip((indices, arrays)).map(gather)
+    return batches.prefetch(tf.data.AUTOTUNE), steps

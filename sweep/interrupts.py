@@ -1,0 +1,48 @@
+"""Ctrl+C and SIGTERM during a sweep.
+
+The first one asks for a stop: the current epoch finishes, its resume point is
+committed, the table is written, and the command exits with status 130. The
+second one exits at once; every file is written by temp file + rename, so even
+then nothing is left half-written, and the trial resumes from its last epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+EXIT_INTERRUPTED = 130
+
+
+class StopSignals:
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is None:
+            self.requested = "interrupted"
+            sys.stderr.write(
+                "\nsweep: stopping after this epoch (the trial stays resumable); "
+                "press Ctrl+C again to stop now\n"
+            )
+            sys.stderr.flush()
+            return
+        sys.stderr.write("\nsweep: stopped now; run the same command again to resume\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)

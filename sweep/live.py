@@ -1,0 +1,115 @@
+"""The live display on a terminal: trials done / target, the running trial, best so far,
+elapsed and estimated remaining time. Finished trials scroll above it as lines."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from sweep.durations import format_duration
+from sweep.progress import EpochEvent, TrialEvent, TrialStart, describe_trial
+
+
+class LiveProgress:
+    def __init__(self, stream: TextIO) -> None:
+        self.console = Console(file=stream)
+        self.live: Live | None = None
+        self.started = time.monotonic()
+        self.target = 0
+        self.done = 0
+        self.done_here = 0
+        self.timeout_s: float | None = None
+        self.running: EpochEvent | None = None
+        self.running_trial: int | None = None
+        self.best: tuple[int, str, float] | None = None
+        self.mode_max: bool | None = None
+
+    def __enter__(self) -> LiveProgress:
+        self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+            self.live = None
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def eta(self) -> float | None:
+        elapsed = time.monotonic() - self.started
+        left = None
+        if self.done_here:
+            left = (self.target - self.done) * elapsed / self.done_here
+        if self.timeout_s is not None:
+            budget = max(self.timeout_s - elapsed, 0.0)
+            left = budget if left is None else min(left, budget)
+        return left
+
+    def render(self) -> Table:
+        grid = Table.grid(padding=(0, 2))
+        elapsed = time.monotonic() - self.started
+        eta = self.eta()
+        grid.add_row(
+            f"[bold]trials {self.done}/{self.target}[/]",
+            f"elapsed {format_duration(elapsed)}",
+            f"remaining ~{format_duration(eta)}" if eta is not None else "remaining ?",
+        )
+        if self.running_trial is not None:
+            r = self.running
+            if r is not None and r.trial == self.running_trial:
+                now = f"epoch {r.epoch}/{r.max_epochs}  {r.monitor}={r.value:.6g}"
+            else:
+                now = "starting"
+            grid.add_row(f"running: trial {self.running_trial}", now, "")
+        if self.best is not None:
+            trial, monitor, score = self.best
+            grid.add_row(f"best: trial {trial}", f"{monitor}={score:.6g}", "")
+        return grid
+
+    def sweep_started(
+        self,
+        text: str,
+        *,
+        target: int,
+        done: int,
+        timeout_s: float | None,
+        maximize: bool = False,
+    ) -> None:
+        self.target, self.done, self.timeout_s = target, done, timeout_s
+        self.mode_max = maximize
+        self.console.print(text, highlight=False)
+        self._refresh()
+
+    def message(self, text: str) -> None:
+        self.console.print(text, highlight=False)
+        self._refresh()
+
+    def trial_started(self, event: TrialStart) -> None:
+        self.running_trial = event.trial
+        self._refresh()
+
+    def epoch_ended(self, event: EpochEvent) -> None:
+        self.running = event
+        self._refresh()
+
+    def trial_ended(self, event: TrialEvent) -> None:
+        self.done += 1
+        self.done_here += 1
+        self.running_trial = None
+        score = event.best_score
+        if event.state == "complete" and score is not None and math.isfinite(score):
+            better = self.best is None or (
+                score > self.best[2] if self.mode_max else score < self.best[2]
+            )
+            if better:
+                self.best = (event.trial, event.monitor, score)
+        self.console.print(describe_trial(event), highlight=False)
+        self._refresh()

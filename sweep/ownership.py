@@ -1,0 +1,88 @@
+"""Which process owns a running trial, and finding trials whose owner is gone.
+
+Every process that runs trials holds an exclusive ``flock`` on its own file
+``results/<study>/workers/<id>.lock`` for as long as it lives, and writes that id
+on each trial it starts (user attr ``owner``). The kernel drops the lock when the
+process dies, however it dies (kill -9 included), so "owner's lock can be taken"
+means "owner is gone": no pid reuse, no heartbeat delay. Claims are serialised by
+a second lock, ``claim.lock``, so two processes never take the same trial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+# A trial asked for but not yet marked with its owner is left alone this long.
+UNCLAIMED_GRACE_S = 60.0
+
+
+class Worker:
+    """This process, as an owner of trials."""
+
+    def __init__(self, study_folder: Path) -> None:
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.folder = study_folder / "workers"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.claims = study_folder / "claim.lock"
+        self._fh: IO[str] | None = (self.folder / f"{self.id}.lock").open("w")
+        fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / f"{self.id}.lock").unlink()
+
+    def alive(self, owner: str) -> bool:
+        """Whether the process that wrote ``owner`` still holds its lock."""
+        if owner == self.id:
+            return True
+        path = self.folder / f"{owner}.lock"
+        try:
+            fh = path.open("a")
+        except FileNotFoundError:
+            return False
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            path.unlink(missing_ok=True)  # its owner is gone; tidy up
+            return False
+
+    @contextlib.contextmanager
+    def claiming(self) -> Iterator[None]:
+        with self.claims.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    def mark(self, trial: Any) -> None:
+        trial.set_user_attr("owner", self.id)
+
+    def orphans(self, study: Any) -> list[Any]:
+        """Claim every RUNNING trial whose owner is gone; return them as FrozenTrials."""
+        claimed = []
+        with self.claiming():
+            now = time.time()
+            for t in study.get_trials(deepcopy=False):
+                if t.state.name != "RUNNING":
+                    continue
+                owner = t.user_attrs.get("owner")
+                if owner is None:
+                    started = t.datetime_start.timestamp() if t.datetime_start else now
+                    if now - started < UNCLAIMED_GRACE_S:
+                        continue
+                elif self.alive(owner):
+                    continue
+                study._storage.set_trial_user_attr(t._trial_id, "owner", self.id)
+                claimed.append(t)
+        return claimed

@@ -1,0 +1,183 @@
+"""A trial's resume point: everything needed to continue from its last completed epoch.
+
+Keras' BackupAndRestore restores weights, optimizer and epoch, but not
+EarlyStopping's wait/best, the best-checkpoint threshold, or the history. We
+persist all of it at the end of every epoch, in an order that leaves a
+consistent resume point whenever the process is killed:
+
+1. a new best model, if the epoch improved, to ``best.pending-<epoch>.keras``;
+2. every variable (weights, seed-generator states, optimizer) to ``vars-<epoch>.npz``;
+3. ``state.json`` (temp file + rename), naming both files: the commit point;
+4. the pending best renamed to ``best.keras``, older ``vars-*.npz`` removed.
+
+``recover`` finishes step 4 when a kill came between 3 and 4, and removes what no
+state names (a kill between 1 and 3), so ``best.keras`` is always the model of the
+state's best epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from sweep.atomic import atomic_path, write_text_atomic
+
+STATE = "state.json"
+
+
+@dataclass(frozen=True)
+class StopperState:
+    """EarlyStopping's counters, as Keras keeps them (0-based epochs)."""
+
+    wait: int
+    best: float | None
+    best_epoch: int
+    stopped_epoch: int
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    epochs_done: int
+    history: list[dict[str, float]]
+    best_score: float | None
+    best_epoch: int | None  # 1-based
+    stopper: StopperState
+    variables: str
+    pending_best: str | None
+
+    @classmethod
+    def from_json(cls, text: str) -> ResumeState:
+        raw = json.loads(text)
+        raw["stopper"] = StopperState(**raw["stopper"])
+        return cls(**raw)
+
+
+def model_variables(model: Any) -> list[Any]:
+    """Weights, seed-generator states and optimizer variables, in a stable order."""
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    extra = list(optimizer.variables) if optimizer is not None else []
+    return list(model.variables) + extra
+
+
+def save_variables(model: Any, path: Path) -> None:
+    arrays = [np.asarray(keras.ops.convert_to_numpy(v)) for v in model_variables(model)]
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, *arrays)
+
+
+def load_variables(model: Any, path: Path) -> None:
+    variables = model_variables(model)
+    with np.load(path) as data:
+        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    if len(arrays) != len(variables) or any(
+        tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables, strict=False)
+    ):
+        raise ValueError(
+            f"the resume point {path} does not fit the model build_model(hp) returned now "
+            f"({len(arrays)} saved variables, {len(variables)} in the model)"
+        )
+    for value, variable in zip(arrays, variables, strict=True):
+        variable.assign(value)
+
+
+class ResumeDir:
+    """``trials/<n>/resume/``: the files of one trial's resume point."""
+
+    def __init__(self, folder: Path, checkpoint: Path) -> None:
+        self.folder = folder
+        self.checkpoint = checkpoint
+
+    def save(
+        self,
+        model: Any,
+        *,
+        epochs_done: int,
+        history: list[dict[str, float]],
+        best_score: float | None,
+        best_epoch: int | None,
+        stopper: StopperState,
+        improved: bool,
+    ) -> None:
+        """Steps 1-4 above, at the end of epoch ``epochs_done``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        pending = None
+        if improved:
+            pending = f"best.pending-{epochs_done}.keras"
+            with atomic_path(self.folder / pending) as tmp:
+                model.save(tmp)
+        variables = f"vars-{epochs_done}.npz"
+        save_variables(model, self.folder / variables)
+        state = ResumeState(
+            epochs_done=epochs_done,
+            history=history,
+            best_score=best_score,
+            best_epoch=best_epoch,
+            stopper=stopper,
+            variables=variables,
+            pending_best=pending,
+        )
+        write_text_atomic(self.folder / STATE, json.dumps(asdict(state)))
+        self._finish(state)
+
+    def _finish(self, state: ResumeState) -> None:
+        if state.pending_best and (self.folder / state.pending_best).exists():
+            os.replace(self.folder / state.pending_best, self.checkpoint)
+        keep = {STATE, state.variables}
+        for path in self.folder.iterdir():
+            if path.name not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    def load(self) -> ResumeState | None:
+        """The last committed resume point, with step 4 finished; None if there is none."""
+        path = self.folder / STATE
+        if not path.is_file():
+            return None
+        state = ResumeState.from_json(path.read_text(encoding="utf-8"))
+        self._finish(state)
+        return state
+
+    def remove(self) -> None:
+        if self.folder.is_dir():
+            for path in self.folder.iterdir():
+                path.unlink()
+            self.folder.rmdir()
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]
+    """Keras' EarlyStopping, whose counters can be carried over from an earlier process."""
+
+    def __init__(self, *args: Any, restore: StopperState | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.restore = restore
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        super().on_train_begin(logs)
+        if self.restore is not None:
+            self.wait = self.restore.wait
+            self.best = self.restore.best
+            self.best_epoch = self.restore.best_epoch
+            self.stopped_epoch = self.restore.stopped_epoch
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.monitor not in (logs or {}):
+            return  # TrialRecorder raises a clear error; skip Keras' warning
+        super().on_epoch_end(epoch, logs)
+
+    def snapshot(self) -> StopperState:
+        best = None if self.best is None else float(self.best)
+        return StopperState(
+            wait=int(self.wait),
+            best=best,
+            best_epoch=int(self.best_epoch),
+            stopped_epoch=int(self.stopped_epoch),
+        )
