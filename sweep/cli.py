@@ -220,7 +220,7 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.storage import load_existing_study
 
     study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
-    s = status(study)
+    s = status(study, folder=args.results / args.study)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(s.counts.items())) or "no trials yet"
     out.write(
         f"study {s.study} ({s.direction}): {counts}; time spent {format_duration(s.spent_s)}\n"
@@ -234,6 +234,11 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         )
     for r in s.running:
         out.write(f"running: trial {r['trial']}, epoch {r['stop_epoch'] or 0}/{r['max_epochs']}\n")
+    for r in s.interrupted:
+        out.write(
+            f"interrupted: trial {r['trial']} at epoch {r['stop_epoch'] or 0}/{r['max_epochs']}; "
+            "its process is gone, the next sweep run resumes it\n"
+        )
     return 0
 
 

@@ -25,7 +25,7 @@ from sweep.progress import (
     TrialStart,
 )
 from sweep.results import table_rows, write_table
-from sweep.space import SearchSpace, load_space
+from sweep.space import SearchSpace, load_space, resolve_space_path
 from sweep.storage import default_storage_url, open_storage, redact, study_dir
 from sweep.tfenv import import_tensorflow_quietly
 
@@ -97,6 +97,18 @@ def _open_study(space: SearchSpace, name: str, storage_url: str, mode: str) -> A
             f"this run asks for {monitor} ({mode}); use the same monitor or a new --study NAME"
         )
     return study
+
+
+def load_space_name(spec: str) -> str:
+    return resolve_space_path(spec).stem
+
+
+def _best_so_far(study: Any) -> tuple[int, float] | None:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        return None
+    best = study.best_trial
+    return best.number, float(best.value)
 
 
 def _finished(study: Any) -> int:
@@ -213,14 +225,41 @@ def _run(options: RunOptions, progress: Progress, stack: contextlib.ExitStack) -
     started = time.monotonic()
     import_tensorflow_quietly()
     _quiet_optuna()
+    name = options.study or load_space_name(options.space)
+    folder = study_dir(options.results_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = stack.enter_context((folder / "sweep.log").open("a", encoding="utf-8"))
+    logged = PlainProgress(log, epochs=True)
+    try:
+        summary = _prepare_and_loop(options, FanOut(progress, logged), stack, started, folder)
+    except (SweepError, KeyboardInterrupt) as exc:
+        text = str(exc) if isinstance(exc, SweepError) else "interrupted"
+        logged.message(f"sweep stopped: {text}")
+        raise
+    best = summary.best[0] if summary.best else None
+    logged.message(
+        f"sweep ended: {summary.finished}/{summary.target} trials finished "
+        f"({summary.stopped_because})"
+        + (
+            f"; best: trial {best['trial']} {best['monitor']}={best['best_score']:.6g}"
+            if best
+            else ""
+        )
+    )
+    return summary
+
+
+def _prepare_and_loop(
+    options: RunOptions,
+    progress: Progress,
+    stack: contextlib.ExitStack,
+    started: float,
+    folder: Path,
+) -> SweepSummary:
     space = load_space(options.space, overrides=options.overrides)
     settings = space.settings
     name = options.study or space.name
-    folder = study_dir(options.results_dir, name)
     storage_url = options.storage or default_storage_url(options.results_dir, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    log = stack.enter_context((folder / "sweep.log").open("a", encoding="utf-8"))
-    progress = FanOut(progress, PlainProgress(log, epochs=True))
 
     from sweep.data import prepare_data
     from sweep.ownership import Worker
@@ -268,6 +307,7 @@ def _run(options: RunOptions, progress: Progress, stack: contextlib.ExitStack) -
         done=_finished(study),
         timeout_s=options.timeout_s,
         maximize=mode == "max",
+        best=_best_so_far(study),
     )
     write_table(study, sweep.table)
     stopped_because = _loop(sweep, worker, target)

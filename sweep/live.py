@@ -57,6 +57,9 @@ class LiveProgress:
         grid = Table.grid(padding=(0, 2))
         elapsed = time.monotonic() - self.started
         eta = self.eta()
+        if self.target == 0:
+            grid.add_row("preparing: loading TensorFlow, the data and the search space", "", "")
+            return grid
         grid.add_row(
             f"[bold]trials {self.done}/{self.target}[/]",
             f"elapsed {format_duration(elapsed)}",
@@ -71,7 +74,8 @@ class LiveProgress:
             grid.add_row(f"running: trial {self.running_trial}", now, "")
         if self.best is not None:
             trial, monitor, score = self.best
-            grid.add_row(f"best: trial {trial}", f"{monitor}={score:.6g}", "")
+            shown = f"{monitor}={score:.6g}" if monitor else f"{score:.6g}"
+            grid.add_row(f"best: trial {trial}", shown, "")
         return grid
 
     def sweep_started(
@@ -82,9 +86,12 @@ class LiveProgress:
         done: int,
         timeout_s: float | None,
         maximize: bool = False,
+        best: tuple[int, float] | None = None,
     ) -> None:
         self.target, self.done, self.timeout_s = target, done, timeout_s
         self.mode_max = maximize
+        if best is not None:
+            self.best = (best[0], "", best[1])
         self.console.print(text, highlight=False)
         self._refresh()
 

@@ -24,6 +24,23 @@ from typing import IO, Any
 UNCLAIMED_GRACE_S = 60.0
 
 
+def owner_alive(study_folder: Path, owner: str, *, tidy: bool = False) -> bool:
+    """Whether the process that wrote ``owner`` still holds its lock (read-only unless tidy)."""
+    path = study_folder / "workers" / f"{owner}.lock"
+    try:
+        fh = path.open("a")
+    except FileNotFoundError:
+        return False
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        if tidy:
+            path.unlink(missing_ok=True)  # its owner is gone
+        return False
+
+
 class Worker:
     """This process, as an owner of trials."""
 
@@ -44,20 +61,7 @@ class Worker:
 
     def alive(self, owner: str) -> bool:
         """Whether the process that wrote ``owner`` still holds its lock."""
-        if owner == self.id:
-            return True
-        path = self.folder / f"{owner}.lock"
-        try:
-            fh = path.open("a")
-        except FileNotFoundError:
-            return False
-        with fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            path.unlink(missing_ok=True)  # its owner is gone; tidy up
-            return False
+        return owner == self.id or owner_alive(self.folder.parent, owner, tidy=True)
 
     @contextlib.contextmanager
     def claiming(self) -> Iterator[None]:

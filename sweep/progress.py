@@ -51,6 +51,7 @@ class Progress(Protocol):
         done: int,
         timeout_s: float | None,
         maximize: bool = False,
+        best: tuple[int, float] | None = None,
     ) -> None: ...
     def message(self, text: str) -> None: ...
     def trial_started(self, event: TrialStart) -> None: ...
@@ -67,6 +68,7 @@ class NullProgress:
         done: int,
         timeout_s: float | None,
         maximize: bool = False,
+        best: tuple[int, float] | None = None,
     ) -> None:
         pass
 
@@ -124,6 +126,7 @@ class PlainProgress:
         done: int,
         timeout_s: float | None,
         maximize: bool = False,
+        best: tuple[int, float] | None = None,
     ) -> None:
         self._line(text)
 
@@ -154,9 +157,12 @@ class FanOut:
         done: int,
         timeout_s: float | None,
         maximize: bool = False,
+        best: tuple[int, float] | None = None,
     ) -> None:
         for t in self.targets:
-            t.sweep_started(text, target=target, done=done, timeout_s=timeout_s, maximize=maximize)
+            t.sweep_started(
+                text, target=target, done=done, timeout_s=timeout_s, maximize=maximize, best=best
+            )
 
     def message(self, text: str) -> None:
         for t in self.targets:

@@ -163,10 +163,11 @@ class Status:
     counts: dict[str, int]
     best: dict[str, Any] | None
     running: list[dict[str, Any]]
+    interrupted: list[dict[str, Any]]  # running trials whose process is gone
     spent_s: float
 
 
-def status(study: Any) -> Status:
+def status(study: Any, *, folder: Path | None = None) -> Status:
     rows = table_rows(study)
     counts = Counter(r["state"] for r in rows)
     complete = [r for r in rows if r["state"] == "complete"]
@@ -176,11 +177,20 @@ def status(study: Any) -> Status:
     if any(r["state"] == "running" for r in rows):
         ends.append(time.time())
     spent = max(ends) - min(starts) if starts and ends else 0.0
+    gone = set()
+    if folder is not None and folder.is_dir():
+        from sweep.ownership import owner_alive
+
+        for t in trials:
+            owner = t.user_attrs.get("owner")
+            if t.state.name == "RUNNING" and owner and not owner_alive(folder, owner):
+                gone.add(t.number)
     return Status(
         study=study.study_name,
         direction=study.direction.name.lower(),
         counts=dict(counts),
         best=complete[0] if complete else None,
-        running=[r for r in rows if r["state"] == "running"],
+        running=[r for r in rows if r["state"] == "running" and r["trial"] not in gone],
+        interrupted=[r for r in rows if r["trial"] in gone],
         spent_s=spent,
     )
