@@ -75,6 +75,23 @@ def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: the study.db)")
 
 
+def _parallel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--jobs",
+        type=_int(1),
+        default=None,
+        metavar="N",
+        help="trials at once, in N worker processes (default 1; with dask: one per worker)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_int(1),
+        default=None,
+        metavar="T",
+        help="TensorFlow threads per worker (default: cores / jobs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sweep",
@@ -117,11 +134,46 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="keep best.keras of the K best trials only (default: all)",
     )
+    _parallel_args(run)
+    run.add_argument(
+        "--backend",
+        choices=("loky", "dask"),
+        default="loky",
+        help="where workers run: loky (processes here) or dask (a Dask cluster)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="URL",
+        help="the Dask scheduler, e.g. tcp://HOST:8786 (with --backend dask)",
+    )
+    run.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where trials/<n>/ (checkpoints) go, shared by all workers (default: --results)",
+    )
     run.add_argument(
         "--plain",
         action="store_true",
         help="plain timestamped lines, one per epoch and trial, even on a terminal",
     )
+
+    worker = sub.add_parser(
+        "worker", help="join a study made by 'sweep run --storage URL' and run its trials"
+    )
+    worker.add_argument("study", help="study name")
+    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL")
+    worker.add_argument("--results", type=Path, default=Path("results"), help="log and table")
+    worker.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="shared folder for trials/<n>/ (default: the one the study was made with)",
+    )
+    _parallel_args(worker)
 
     table = sub.add_parser("table", help="print the results table, best first")
     _study_args(table)
@@ -152,6 +204,11 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         deterministic=args.deterministic,
         max_failures=args.max_failures,
         keep_checkpoints=args.keep_checkpoints,
+        jobs=args.jobs if args.jobs is not None or args.backend == "dask" else 1,
+        threads=args.threads,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        artifacts_dir=args.artifacts,
     )
     if out.isatty() and not args.plain:
         from sweep.live import LiveProgress
@@ -175,6 +232,22 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     out.write(
         f"see all: sweep table {summary.study}"
         f"{'' if args.results == Path('results') else f' --results {args.results}'}\n"
+    )
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.driver import join_sweep
+    from sweep.progress import PlainProgress
+
+    join_sweep(
+        args.study,
+        storage=args.storage,
+        results_dir=args.results,
+        artifacts_dir=args.artifacts,
+        jobs=args.jobs or 1,
+        threads=args.threads,
+        progress=PlainProgress(out, epochs=True),
     )
     return 0
 
@@ -246,7 +319,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     out = out or sys.stdout
     try:
         args = build_parser().parse_args(argv)
-        command = {"run": _cmd_run, "table": _cmd_table, "status": _cmd_status}[args.command]
+        commands = {
+            "run": _cmd_run,
+            "worker": _cmd_worker,
+            "table": _cmd_table,
+            "status": _cmd_status,
+        }
+        command = commands[args.command]
         return command(args, out)
     except SweepError as exc:
         sys.stderr.write(f"sweep: error: {exc}\n")

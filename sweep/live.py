@@ -12,7 +12,7 @@ from rich.live import Live
 from rich.table import Table
 
 from sweep.durations import format_duration
-from sweep.progress import EpochEvent, TrialEvent, TrialStart, describe_trial
+from sweep.progress import EpochEvent, RunningTrial, TrialEvent, TrialStart, describe_trial
 
 
 class LiveProgress:
@@ -23,11 +23,13 @@ class LiveProgress:
         self.target = 0
         self.done = 0
         self.done_here = 0
+        self.done_at_start = 0
         self.timeout_s: float | None = None
         self.running: EpochEvent | None = None
         self.running_trial: int | None = None
         self.best: tuple[int, str, float] | None = None
         self.mode_max: bool | None = None
+        self.polled: list[RunningTrial] | None = None  # several workers: from the storage
 
     def __enter__(self) -> LiveProgress:
         self.live = Live(self.render(), console=self.console, refresh_per_second=4, transient=True)
@@ -65,6 +67,11 @@ class LiveProgress:
             f"elapsed {format_duration(elapsed)}",
             f"remaining ~{format_duration(eta)}" if eta is not None else "remaining ?",
         )
+        for p in self.polled or []:
+            value = "" if p.value is None else f"  {p.value:.6g}"
+            grid.add_row(
+                f"running: trial {p.trial}", f"epoch {p.epoch}/{p.max_epochs}{value}", p.worker
+            )
         if self.running_trial is not None:
             r = self.running
             if r is not None and r.trial == self.running_trial:
@@ -89,6 +96,7 @@ class LiveProgress:
         best: tuple[int, float] | None = None,
     ) -> None:
         self.target, self.done, self.timeout_s = target, done, timeout_s
+        self.done_at_start = done
         self.mode_max = maximize
         if best is not None:
             self.best = (best[0], "", best[1])
@@ -119,4 +127,19 @@ class LiveProgress:
             if better:
                 self.best = (event.trial, event.monitor, score)
         self.console.print(describe_trial(event), highlight=False)
+        self._refresh()
+
+    def relayed(self, line: str) -> None:
+        if " epoch " not in line:  # finished trials and messages scroll; epochs are shown live
+            self.console.print(line, highlight=False, markup=False)
+            self._refresh()
+
+    def study_state(
+        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
+    ) -> None:
+        self.done = done
+        self.done_here = max(self.done_here, done - self.done_at_start)
+        self.polled = running
+        if best is not None:
+            self.best = (best[0], "", best[1])
         self._refresh()

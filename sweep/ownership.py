@@ -6,6 +6,11 @@ on each trial it starts (user attr ``owner``). The kernel drops the lock when th
 process dies, however it dies (kill -9 included), so "owner's lock can be taken"
 means "owner is gone": no pid reuse, no heartbeat delay. Claims are serialised by
 a second lock, ``claim.lock``, so two processes never take the same trial.
+
+An owner on another machine can't be checked that way. On a storage with Optuna's
+RDB heartbeat (PostgreSQL, MySQL: see ``storage.open_storage``), every running
+trial's heartbeat is recorded while it runs, and a trial whose heartbeat is older
+than the grace period counts as orphaned, whoever owned it.
 """
 
 from __future__ import annotations
@@ -45,7 +50,10 @@ class Worker:
     """This process, as an owner of trials."""
 
     def __init__(self, study_folder: Path) -> None:
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # SWEEP_HOST names this machine where hostnames collide (containers on several hosts)
+        self.host = os.environ.get("SWEEP_HOST") or socket.gethostname()
+        self.label = f"{self.host}:{os.getpid()}"  # the table's `worker` column
+        self.id = f"{self.host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.folder = study_folder / "workers"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.claims = study_folder / "claim.lock"
@@ -71,22 +79,56 @@ class Worker:
 
     def mark(self, trial: Any) -> None:
         trial.set_user_attr("owner", self.id)
+        trial.set_user_attr("owner_host", self.host)
+        trial.set_user_attr("worker", self.label)
+
+    @contextlib.contextmanager
+    def heartbeat(self, study: Any, trial: Any) -> Iterator[None]:
+        """Record the trial's heartbeat while it runs, where the storage keeps heartbeats."""
+        from optuna.storages._heartbeat import get_heartbeat_thread
+
+        thread = get_heartbeat_thread(trial._trial_id, study._storage)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
 
     def orphans(self, study: Any) -> list[Any]:
-        """Claim every RUNNING trial whose owner is gone; return them as FrozenTrials."""
+        """Claim every RUNNING trial whose owner is gone; return them as FrozenTrials.
+
+        Call it inside ``claiming()``."""
         claimed = []
-        with self.claiming():
-            now = time.time()
-            for t in study.get_trials(deepcopy=False):
-                if t.state.name != "RUNNING":
+        stale = _stale_by_heartbeat(study)
+        now = time.time()
+        for t in study.get_trials(deepcopy=False):
+            if t.state.name != "RUNNING":
+                continue
+            owner = t.user_attrs.get("owner")
+            if t._trial_id in stale:
+                pass  # its owner, wherever it ran, stopped beating
+            elif owner is None:
+                started = t.datetime_start.timestamp() if t.datetime_start else now
+                if now - started < UNCLAIMED_GRACE_S:
                     continue
-                owner = t.user_attrs.get("owner")
-                if owner is None:
-                    started = t.datetime_start.timestamp() if t.datetime_start else now
-                    if now - started < UNCLAIMED_GRACE_S:
-                        continue
-                elif self.alive(owner):
-                    continue
-                study._storage.set_trial_user_attr(t._trial_id, "owner", self.id)
-                claimed.append(t)
+            elif t.user_attrs.get("owner_host", self.host) != self.host or self.alive(owner):
+                continue
+            storage = study._storage
+            if t._trial_id in stale:
+                # beat now, under the claim lock: nobody else may find it stale any more
+                storage.record_heartbeat(t._trial_id)
+            for key, value in (("owner", self.id), ("owner_host", self.host)):
+                storage.set_trial_user_attr(t._trial_id, key, value)
+            storage.set_trial_user_attr(t._trial_id, "worker", self.label)
+            claimed.append(t)
         return claimed
+
+
+def _stale_by_heartbeat(study: Any) -> set[int]:
+    """Trial ids whose RDB heartbeat is stale (empty where the storage keeps none)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return set()
+    return set(storage._get_stale_trial_ids(study._study_id))

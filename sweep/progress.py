@@ -30,6 +30,18 @@ class EpochEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunningTrial:
+    """A running trial as the study storage shows it (for displays fed by polling)."""
+
+    trial: int
+    worker: str
+    epoch: int
+    max_epochs: int
+    value: float | None
+    started: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrialEvent:
     trial: int
     state: str
@@ -57,6 +69,10 @@ class Progress(Protocol):
     def trial_started(self, event: TrialStart) -> None: ...
     def epoch_ended(self, event: EpochEvent) -> None: ...
     def trial_ended(self, event: TrialEvent) -> None: ...
+    def relayed(self, line: str) -> None: ...
+    def study_state(
+        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
+    ) -> None: ...
 
 
 class NullProgress:
@@ -84,6 +100,14 @@ class NullProgress:
     def trial_ended(self, event: TrialEvent) -> None:
         pass
 
+    def relayed(self, line: str) -> None:
+        pass
+
+    def study_state(
+        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
+    ) -> None:
+        pass
+
 
 def describe_trial(event: TrialEvent) -> str:
     if event.state == "failed":
@@ -106,16 +130,24 @@ def describe_epoch(event: EpochEvent) -> str:
     )
 
 
-class PlainProgress:
-    """Timestamped lines: one per finished trial, and per epoch when ``epochs`` is set."""
+class PlainProgress(NullProgress):
+    """Timestamped lines: one per finished trial, and per epoch when ``epochs`` is set.
 
-    def __init__(self, stream: TextIO, *, epochs: bool = False) -> None:
+    ``prefix`` (e.g. ``[w1] ``) marks the lines of one worker among several.
+    """
+
+    def __init__(self, stream: TextIO, *, epochs: bool = False, prefix: str = "") -> None:
         self.stream = stream
         self.epochs = epochs
+        self.prefix = prefix
 
     def _line(self, text: str) -> None:
         stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-        self.stream.write(f"{stamp} {text}\n")
+        self.stream.write(f"{stamp} {self.prefix}{text}\n")  # one write: whole lines
+        self.stream.flush()
+
+    def relayed(self, line: str) -> None:
+        self.stream.write(f"{line}\n")  # a worker's line, already stamped
         self.stream.flush()
 
     def sweep_started(
@@ -179,3 +211,13 @@ class FanOut:
     def trial_ended(self, event: TrialEvent) -> None:
         for t in self.targets:
             t.trial_ended(event)
+
+    def relayed(self, line: str) -> None:
+        for t in self.targets:
+            t.relayed(line)
+
+    def study_state(
+        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
+    ) -> None:
+        for t in self.targets:
+            t.study_state(done, running, best)

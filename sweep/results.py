@@ -30,6 +30,7 @@ FIXED_AFTER = [
     "patience",
     "min_delta",
     "duration_s",
+    "worker",
     "checkpoint",
     "error",
 ]
@@ -67,6 +68,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
         patience=attrs.get("patience"),
         min_delta=attrs.get("min_delta"),
         duration_s=duration,
+        worker=attrs.get("worker", ""),
         checkpoint=checkpoint if checkpoint and Path(checkpoint).is_file() else "",
         error=attrs.get("error", ""),
     )

@@ -24,22 +24,37 @@ def default_storage_url(results_dir: Path, study: str) -> str:
 
 def redact(url: str) -> str:
     """Hide a password in a storage URL: ``postgresql://u:***@host/db``."""
-    return re.sub(r"(://[^:/@]+:)[^/]*@", r"\1***@", url)
+    return re.sub(r"(://[^:/@\s'\"]+:)[^/\s'\"]*@", r"\1***@", url)
+
+
+# Server storages record each running trial's heartbeat this often; a trial whose
+# heartbeat is older than the grace period was left by a dead worker (see ownership).
+HEARTBEAT_S = 5
+GRACE_S = 20
 
 
 def open_storage(url: str) -> Any:
+    import warnings
+
     import optuna
 
     kwargs: dict[str, Any] = {}
+    heartbeat: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Wait for a lock instead of failing at once when another process writes.
         kwargs["connect_args"] = {"timeout": 60}
+    else:
+        heartbeat = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
+        kwargs["pool_pre_ping"] = True
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
     except Exception as exc:
+        text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         raise ConfigError(
             f"storage {redact(url)}: expected an Optuna storage URL that can be opened, "
-            f"got {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            f"got {type(exc).__name__}: {text}"
         ) from None
 
 

@@ -28,3 +28,14 @@ def import_tensorflow_quietly() -> None:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; sweep reports trials itself. And sweep records
+    heartbeats itself around ask/tell (see ownership), which Optuna warns about."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")

@@ -119,3 +119,23 @@ def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code, _, err = run_cli("run", str(space), "--seed", "11", cwd=folder)
     assert code == 0, err
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_base() -> Any:
+    """A real PostgreSQL server for the session; skipped only outside CI if not installed."""
+    from pg import postgres_server
+
+    with postgres_server() as base:
+        if base is None:
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL is not installed; .ci/run must install it")
+            pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        yield base
+
+
+@pytest.fixture
+def postgres_url(postgres_base: str) -> str:
+    from pg import new_database
+
+    return new_database(postgres_base)

@@ -27,6 +27,7 @@ EXPECTED_COLUMNS = [
     "patience",
     "min_delta",
     "duration_s",
+    "worker",
     "checkpoint",
     "error",
 ]

@@ -1,0 +1,131 @@
+"""Preparing a sweep, once, before any trial: the space checked, the study created,
+and a ``Plan`` that every process running trials works from.
+
+A Plan is plain data (it is pickled to joblib and Dask workers, and stored on the
+study so that ``sweep worker`` on another machine can join).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sweep.errors import ConfigError, SweepError
+from sweep.space import SearchSpace, load_space
+from sweep.storage import open_storage
+
+PLAN_ATTR = "sweep_plan"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    space: str  # absolute path of the search-space file
+    overrides: dict[str, Any] = field(default_factory=dict)
+    study: str
+    storage: str  # the full URL; never printed (see storage.redact)
+    results: str  # results/<study>: trials.csv, sweep.log
+    artifacts: str  # where trials/<n>/ go: every worker writes there, the driver reads
+    mode: str
+    grid: dict[str, list[Any]] | None = None
+    target: int
+    deadline: float | None = None  # wall-clock time.time() after which no trial starts
+    seed: int | None = None
+    deterministic: bool = False
+    max_failures: int = 5
+    keep_checkpoints: int | None = None
+
+    def to_json(self) -> str:
+        raw = asdict(self)
+        raw.pop("storage")  # a password must not end up in the storage itself
+        return json.dumps(raw)
+
+    @classmethod
+    def from_json(cls, text: str, *, storage: str) -> Plan:
+        return cls(**json.loads(text), storage=storage)
+
+    def over_budget(self) -> bool:
+        return self.deadline is not None and time.time() >= self.deadline
+
+
+def error_text(exc: BaseException) -> str:
+    if isinstance(exc, SweepError):
+        return str(exc)
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def load_checked_data(space: SearchSpace) -> Any:
+    from sweep.data import prepare_data
+
+    try:
+        raw = space.load_data()
+    except Exception as exc:
+        raise ConfigError(
+            f"search space {space.path}: load_data() raised {error_text(exc)}; fix the file"
+        ) from None
+    settings = space.settings
+    return prepare_data(raw, validation_split=settings.validation_split, source=space.path)
+
+
+def probe(space: SearchSpace, data: Any) -> tuple[str, dict[str, list[Any]] | None, int]:
+    """The resolved mode, the grid (for the grid sampler) and the trial target."""
+    from sweep.samplers import grid_size, grid_space
+    from sweep.trial import probe_space
+
+    mode, hps = probe_space(space, data)
+    target = space.settings.trials
+    grid = None
+    if space.settings.sampler == "grid":
+        grid = grid_space(hps)
+        target = min(target, grid_size(grid))
+    return mode, grid, target
+
+
+def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: str) -> Any:
+    """Create the study, or load it and check it was made for the same monitor and mode."""
+    import optuna
+
+    direction: Literal["minimize", "maximize"] = "minimize" if mode == "min" else "maximize"
+    study = optuna.create_study(
+        study_name=name,
+        storage=open_storage(storage_url),
+        direction=direction,
+        load_if_exists=True,
+    )
+    attrs = study.user_attrs
+    if "monitor" not in attrs:
+        study.set_user_attr("monitor", monitor)
+        study.set_user_attr("mode", mode)
+        study.set_user_attr("space", space)
+    elif attrs.get("monitor") != monitor or attrs.get("mode") != mode:
+        raise ConfigError(
+            f"study {name!r} was created for {attrs.get('monitor')} ({attrs.get('mode')}), "
+            f"this run asks for {monitor} ({mode}); use the same monitor or a new --study NAME"
+        )
+    return study
+
+
+def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
+    """The plan ``sweep run`` stored on the study, for ``sweep worker``."""
+    text = study.user_attrs.get(PLAN_ATTR)
+    if text is None:
+        raise ConfigError(
+            f"study {study.study_name!r} has no sweep plan; create it with "
+            "'sweep run SPACE --storage URL' first, then start workers"
+        )
+    plan = Plan.from_json(text, storage=storage)
+    if artifacts is not None:
+        plan = Plan(**{**asdict(plan), "artifacts": artifacts})
+    if not Path(plan.space).is_file():
+        raise ConfigError(
+            f"study {study.study_name!r}: its search space {plan.space} is not on this machine; "
+            "put it at the same path (a shared filesystem) on every worker"
+        )
+    return plan
+
+
+def load_space_for(plan: Plan) -> SearchSpace:
+    return load_space(plan.space, overrides=plan.overrides)

@@ -1,0 +1,217 @@
+"""One process's part of a sweep: claim orphaned trials and resume them, ask new ones
+until the study's target or the budget is reached, run each, tell the study, and
+rewrite the table. Any number of processes, on any number of machines, can run
+this against the same study (see ``parallel``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import ConfigError, Interrupted, SweepError
+from sweep.interrupts import StopSignals
+from sweep.ownership import Worker
+from sweep.plan import Plan, error_text, load_checked_data, load_space_for
+from sweep.progress import Progress, TrialEvent, TrialStart
+from sweep.results import write_table
+from sweep.space import SearchSpace
+from sweep.storage import open_storage
+
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+WAIT = "wait"
+WAIT_S = 1.0
+
+
+class TooManyFailures(SweepError):
+    exit_code = 1
+
+
+def finished(study: Any) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED_STATES)
+
+
+def best_so_far(study: Any) -> tuple[int, float] | None:
+    if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
+        return None
+    best = study.best_trial
+    return best.number, float(best.value)
+
+
+@dataclass
+class Session:
+    plan: Plan
+    space: SearchSpace
+    data: Any
+    study: Any
+    worker: Worker
+    progress: Progress
+    signals: StopSignals
+    failures_in_a_row: int = 0
+
+    @property
+    def table(self) -> Path:
+        return Path(self.plan.results) / "trials.csv"
+
+    def stop_request(self) -> str | None:
+        if self.signals.requested is not None:
+            return self.signals.requested
+        return "budget" if self.plan.over_budget() else None
+
+    def next_trial(self) -> tuple[Any, bool] | str:
+        """A trial to run (and whether it is resumed), or why there is none."""
+        import optuna
+
+        with self.worker.claiming():  # check and ask as one step: N workers don't overshoot
+            orphans = self.worker.orphans(self.study)
+            if orphans:
+                frozen = orphans[0]
+                self.progress.message(
+                    f"trial {frozen.number} was left running by a process that is gone; resuming it"
+                )
+                return optuna.trial.Trial(self.study, frozen._trial_id), True
+            if self.plan.over_budget():
+                return "time budget spent"
+            trials = self.study.get_trials(deepcopy=False)
+            running = sum(1 for t in trials if t.state.name == "RUNNING")
+            done = finished(self.study)
+            if done >= self.plan.target:
+                return "target reached"
+            if done + running >= self.plan.target:
+                return WAIT  # others' trials will reach the target, unless their owner dies
+            trial = self.study.ask()
+            self.worker.mark(trial)
+            return trial, False
+
+    def loop(self) -> str:
+        while True:
+            if self.signals.requested is not None:
+                raise Interrupted("interrupted before the next trial")
+            nxt = self.next_trial()
+            if nxt == WAIT:
+                time.sleep(WAIT_S)
+                continue
+            if isinstance(nxt, str):
+                return nxt
+            trial, resumed = nxt
+            with self.worker.heartbeat(self.study, trial):
+                self.run_one(trial, resumed=resumed)
+
+    def run_one(self, trial: Any, *, resumed: bool) -> None:
+        """Run (or resume) one trial, tell the study, write the table, report it."""
+        import optuna
+
+        from sweep.trial import run_trial
+
+        plan, settings = self.plan, self.space.settings
+        seeded = plan.seed is not None or plan.deterministic
+        self.progress.trial_started(TrialStart(trial=trial.number, resumed=resumed))
+        fatal: ConfigError | None = None
+        try:
+            run_trial(
+                trial,
+                space=self.space,
+                data=self.data,
+                settings=settings,
+                mode=plan.mode,
+                trial_dir=Path(plan.artifacts) / "trials" / str(trial.number),
+                seed=(plan.seed or 0) + trial.number if seeded else None,
+                deterministic=plan.deterministic,
+                on_epoch=self.progress.epoch_ended,
+                stop_request=self.stop_request,
+            )
+        except Interrupted:
+            write_table(self.study, self.table)  # the trial stays RUNNING: resumable
+            raise
+        except Exception as exc:  # the one place that maps a trial's exception to its state
+            error = error_text(exc)
+            trial.set_user_attr("error", error)
+            trial.set_user_attr("stop_reason", "failed")
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            state = "failed"
+            self.failures_in_a_row += 1
+            if isinstance(exc, ConfigError):
+                fatal = exc  # it would fail every trial: stop the sweep
+        else:
+            self.study.tell(trial, trial.user_attrs["best_score"])
+            state, error = "complete", ""
+            self.failures_in_a_row = 0
+        if plan.keep_checkpoints is not None:
+            from sweep.checkpoints import prune_checkpoints
+
+            prune_checkpoints(self.study, plan.keep_checkpoints)
+        write_table(self.study, self.table)
+        attrs = trial.user_attrs
+        self.progress.trial_ended(
+            TrialEvent(
+                trial=trial.number,
+                state=state,
+                monitor=settings.monitor,
+                best_score=attrs.get("best_score"),
+                best_epoch=attrs.get("best_epoch"),
+                stop_epoch=attrs.get("stop_epoch"),
+                duration_s=float(attrs.get("duration_s", 0.0)),
+                error=error,
+                stop_reason=attrs.get("stop_reason", ""),
+            )
+        )
+        if fatal is not None:
+            raise fatal
+        if self.failures_in_a_row >= plan.max_failures:
+            raise TooManyFailures(
+                f"{self.failures_in_a_row} trials failed in a row, the last (trial "
+                f"{trial.number}) with: {error}; fix the cause and run the same command again "
+                "to continue, or raise --max-failures"
+            )
+
+
+_DATA_CACHE: dict[str, tuple[SearchSpace, Any]] = {}
+
+
+def loaded(plan: Plan) -> tuple[SearchSpace, Any]:
+    """The space and its data, loaded once per process (not once per trial)."""
+    key = f"{plan.space}|{sorted(plan.overrides.items())}"
+    if key not in _DATA_CACHE:
+        space = load_space_for(plan)
+        _DATA_CACHE[key] = (space, load_checked_data(space))
+    return _DATA_CACHE[key]
+
+
+def work(
+    plan: Plan,
+    progress: Progress,
+    *,
+    index: int = 0,
+    space: SearchSpace | None = None,
+    data: Any = None,
+) -> str:
+    """Run trials of the plan's study in this process; return why it stopped."""
+    import optuna
+
+    from sweep.samplers import make_sampler
+
+    if space is None:
+        space, data = loaded(plan)
+    study = optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage))
+    # A fresh sampler seed per process and session: none replays another's suggestions.
+    offset = len(study.get_trials(deepcopy=False)) + 7919 * index
+    sampler_seed = None if plan.seed is None else plan.seed + offset
+    study.sampler = make_sampler(space.settings.sampler, seed=sampler_seed, grid=plan.grid)
+    with contextlib.ExitStack() as stack:
+        worker = Worker(Path(plan.artifacts))
+        stack.callback(worker.close)
+        signals = StopSignals()
+        signals.install()
+        stack.callback(signals.restore)
+        session = Session(
+            plan=plan,
+            space=space,
+            data=data,
+            study=study,
+            worker=worker,
+            progress=progress,
+            signals=signals,
+        )
+        return session.loop()
