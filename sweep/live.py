@@ -4,6 +4,7 @@ elapsed and estimated remaining time. Finished trials scroll above it as lines."
 from __future__ import annotations
 
 import math
+import re
 import time
 from typing import Any, TextIO
 
@@ -13,6 +14,9 @@ from rich.table import Table
 
 from sweep.durations import format_duration
 from sweep.progress import EpochEvent, RunningTrial, TrialEvent, TrialStart, describe_trial
+
+
+_LIVE_ONLY = re.compile(r"trial \d+ (epoch \d+/\d+:|started$|resumed$)")
 
 
 class LiveProgress:
@@ -130,7 +134,8 @@ class LiveProgress:
         self._refresh()
 
     def relayed(self, line: str) -> None:
-        if " epoch " not in line:  # finished trials and messages scroll; epochs are shown live
+        # finished trials and messages scroll above; epochs and starts are shown live
+        if not _LIVE_ONLY.search(line):
             self.console.print(line, highlight=False, markup=False)
             self._refresh()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,3 +176,18 @@ def test_dask_local_cluster(tmp_path: Path) -> None:
     check_study(tmp_path, trials, 4)
     pids = {t.user_attrs["worker"].rsplit(":", 1)[1] for t in trials}
     assert str(os.getpid()) not in pids and len(pids) == 2  # the two Dask worker processes
+
+
+def test_live_display_shows_every_running_trial_and_its_worker(tmp_path: Path) -> None:
+    from test_overnight import ANSI, run_on_terminal
+
+    write_space(tmp_path, source=SLOW_SPACE, settings={**SLOW, "epochs": 3, "trials": 4})
+    code, raw = run_on_terminal("run", "tiny.py", "--jobs", "2", cwd=tmp_path)
+    assert code == 0, raw
+    screen = ANSI.sub("", raw).replace("\r", "")
+    running = re.findall(r"running: trial (\d+)\s+epoch \d+/3\s+\S+\s+(\S+:\d+)", screen)
+    assert len({trial for trial, _ in running}) >= 2  # several trials shown running at once...
+    assert len({worker for _, worker in running}) == 2  # ...each with its worker process
+    assert re.search(r"\[w0\] trial \d+ complete", screen)
+    assert re.search(r"\[w1\] trial \d+ complete", screen)
+    assert "trials 4/4" in screen or "4/4 trials finished" in screen
