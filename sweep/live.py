@@ -15,7 +15,6 @@ from rich.table import Table
 from sweep.durations import format_duration
 from sweep.progress import EpochEvent, RunningTrial, TrialEvent, TrialStart, describe_trial
 
-
 _LIVE_ONLY = re.compile(r"trial \d+ (epoch \d+/\d+:|started$|resumed$)")
 
 
