@@ -46,6 +46,23 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _int_list(text: str) -> list[int]:
+    parse = _int(0)
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, got {text!r}"
+        )
+    return [parse(part) for part in parts]
+
+
+def _float_list(text: str) -> list[float]:
+    values = [_float(part) for part in text.split(",") if part.strip()]
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}")
+    return values
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -179,6 +196,26 @@ def build_parser() -> argparse.ArgumentParser:
     _study_args(table)
     table.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
 
+    compare = sub.add_parser(
+        "compare", help="replay other early-stopping settings on the recorded curves"
+    )
+    _study_args(compare)
+    compare.add_argument(
+        "--patience",
+        type=_int_list,
+        default=None,
+        metavar="LIST",
+        help="patience values, e.g. 0,1,2,3,5,10 (default: that, plus the recorded one)",
+    )
+    compare.add_argument(
+        "--min-delta",
+        type=_float_list,
+        default=None,
+        metavar="LIST",
+        help="min_delta values, e.g. 0,1e-4,1e-3 (default: that, plus the recorded one)",
+    )
+    compare.add_argument("--format", choices=("table", "csv"), default="table")
+
     status = sub.add_parser("status", help="short summary of a study (works while it runs)")
     _study_args(status)
     return parser
@@ -288,6 +325,43 @@ def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
         out.write("no trials yet\n")
 
 
+def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.compare import (
+        DEFAULT_MIN_DELTA,
+        DEFAULT_PATIENCE,
+        compare,
+        recorded_settings,
+        to_csv,
+        write_outputs,
+    )
+    from sweep.storage import load_existing_study
+
+    study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
+    patiences, deltas = recorded_settings(study)
+    patience = args.patience or sorted(set(DEFAULT_PATIENCE) | patiences)
+    min_delta = args.min_delta or sorted(set(DEFAULT_MIN_DELTA) | deltas)
+    results = compare(study, patience=patience, min_delta=min_delta)
+    csv_path, png_path = write_outputs(results, args.results / args.study)
+    if args.format == "csv":
+        out.write(to_csv(results))
+        return 0
+    out.write(
+        f"{'patience':>8} {'min_delta':>9} {'uncens.':>7} {'cens.':>5} {'epochs':>7} "
+        f"{'saved %':>7} {'mean best':>10} {'regret':>10} {'best stays':>10} {'top5':>4}\n"
+    )
+    for r in results:
+        out.write(
+            f"{r.patience:>8} {r.min_delta:>9g} {r.uncensored:>7} {r.censored:>5} "
+            f"{r.mean_epochs:>7.2f} {r.epochs_saved_pct:>7.1f} {r.mean_best_score:>10.6g} "
+            f"{r.mean_regret:>10.4g} {r.best_still_best:>10} {r.top5_overlap:>4}\n"
+        )
+    out.write(
+        f"censored: the recorded run stopped before this setting would have, so its outcome "
+        f"is unknown.\nwritten: {csv_path}, {png_path}\n"
+    )
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.results import status
     from sweep.storage import load_existing_study
@@ -324,6 +398,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             "worker": _cmd_worker,
             "table": _cmd_table,
             "status": _cmd_status,
+            "compare": _cmd_compare,
         }
         command = commands[args.command]
         return command(args, out)

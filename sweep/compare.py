@@ -1,0 +1,209 @@
+"""``sweep compare``: what other early-stopping settings would have done in a study,
+answered from the curves it recorded (exact for stricter settings, censored for
+looser ones; see ``stopping``), without training anything or importing TensorFlow."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweep.atomic import write_text_atomic, write_with
+from sweep.errors import ConfigError
+from sweep.stopping import StopRule, pad_curves, replay_many
+
+DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
+DEFAULT_MIN_DELTA = (0.0, 1e-4, 1e-3)
+
+
+@dataclass(frozen=True)
+class Curve:
+    trial: int
+    values: list[float]  # the monitored value of every epoch trained (NaN where not finite)
+    max_epochs: int
+    recorded_best: float
+
+
+@dataclass(frozen=True)
+class SettingResult:
+    patience: int
+    min_delta: float
+    uncensored: int
+    censored: int
+    mean_epochs: float  # epochs trained under the setting, over the uncensored trials
+    epochs_saved_pct: float  # vs the recorded runs of the same trials
+    mean_best_score: float
+    mean_regret: float  # how much worse each trial's best is than its recorded best
+    best_still_best: str  # yes / no / unknown (a censored trial could change it)
+    top5_overlap: int  # of the recorded top 5, how many stay in the top 5 (uncensored trials)
+
+
+def recorded_curves(study: Any) -> list[Curve]:
+    """Complete and pruned trials' curves, from the values reported to Optuna each epoch."""
+    curves = []
+    for t in study.get_trials(deepcopy=False):
+        attrs = t.user_attrs
+        if t.state.name not in ("COMPLETE", "PRUNED") or not attrs.get("stop_epoch"):
+            continue
+        steps = t.intermediate_values
+        values = [float(steps.get(e, math.nan)) for e in range(1, int(attrs["stop_epoch"]) + 1)]
+        best = attrs.get("best_score")
+        curves.append(
+            Curve(
+                trial=t.number,
+                values=values,
+                max_epochs=int(attrs["max_epochs"]),
+                recorded_best=math.nan if best is None else float(best),
+            )
+        )
+    return curves
+
+
+def recorded_settings(study: Any) -> tuple[set[int], set[float]]:
+    """The patience and min_delta values the study's trials ran with."""
+    patience, min_delta = set(), set()
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("calibration"):
+            continue  # early stopping was off
+        if (p := t.user_attrs.get("patience")) is not None:
+            patience.add(int(p))
+        if (d := t.user_attrs.get("min_delta")) is not None:
+            min_delta.add(float(d))
+    return patience, min_delta
+
+
+def compare(
+    study: Any,
+    *,
+    patience: list[int],
+    min_delta: list[float],
+) -> list[SettingResult]:
+    mode = study.user_attrs.get("mode")
+    curves = recorded_curves(study)
+    if mode not in ("min", "max") or not curves:
+        raise ConfigError(
+            f"study {study.study_name!r}: expected finished trials with recorded curves, "
+            "found none; run some trials first"
+        )
+    first = study.get_trials(deepcopy=False)[curves[0].trial].user_attrs
+    rules = [
+        StopRule(
+            mode=mode,
+            patience=p,
+            min_delta=d,
+            baseline=first.get("baseline"),
+            start_from_epoch=int(first.get("start_from_epoch") or 0),
+        )
+        for p in patience
+        for d in min_delta
+    ]
+    padded, lengths = pad_curves([c.values for c in curves])
+    table = replay_many(padded, lengths, np.array([c.max_epochs for c in curves]), rules)
+    sign = 1.0 if mode == "min" else -1.0  # lower is better after multiplying by sign
+    recorded = np.array([c.recorded_best for c in curves]) * sign
+    recorded_epochs = lengths.astype(float)
+    prefix_best = np.array([np.nanmin(np.array(c.values) * sign) for c in curves])
+    top_recorded = set(np.argsort(recorded, kind="stable")[:5].tolist())
+    best_index = int(np.argmin(recorded))
+    results = []
+    for i, rule in enumerate(rules):
+        known = ~table.censored[i]
+        score = table.best_score[i] * sign
+        n = int(known.sum())
+        regret = score[known] - recorded[known]
+        if not known[best_index]:
+            still = "unknown"
+        else:
+            rivals = np.delete(np.arange(len(curves)), best_index)
+            beaten = any(
+                (known[j] and score[j] < score[best_index])
+                or (not known[j] and prefix_best[j] < score[best_index])
+                for j in rivals
+            )
+            unsure = any(not known[j] for j in rivals)
+            still = "no" if beaten else ("unknown" if unsure else "yes")
+        known_idx = np.flatnonzero(known)
+        ranked = known_idx[np.argsort(score[known], kind="stable")][:5]
+        saved = 0.0
+        if n:
+            trained = table.stop_epoch[i][known].sum()
+            saved = 100.0 * (1.0 - trained / recorded_epochs[known].sum())
+        results.append(
+            SettingResult(
+                patience=rule.patience,
+                min_delta=rule.min_delta,
+                uncensored=n,
+                censored=len(curves) - n,
+                mean_epochs=float(table.stop_epoch[i][known].mean()) if n else math.nan,
+                epochs_saved_pct=saved if n else math.nan,
+                mean_best_score=float(table.best_score[i][known].mean()) if n else math.nan,
+                mean_regret=float(regret.mean()) if n else math.nan,
+                best_still_best=still,
+                top5_overlap=len(top_recorded & set(ranked.tolist())),
+            )
+        )
+    return results
+
+
+COLUMNS = [f.name for f in fields(SettingResult)]
+
+
+def to_csv(results: list[SettingResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in results:
+        writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v for v in astuple(r)])
+    return buf.getvalue()
+
+
+def write_outputs(results: list[SettingResult], folder: Path) -> tuple[Path, Path]:
+    """``stopping.csv`` and ``stopping.png`` (epochs saved against regret) in ``folder``."""
+    csv_path, png_path = folder / "stopping.csv", folder / "stopping.png"
+    write_text_atomic(csv_path, to_csv(results))
+    write_with(png_path, lambda tmp: _plot(results, tmp))
+    return csv_path, png_path
+
+
+def _plot(results: list[SettingResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=100)
+    groups: dict[tuple[float, float], list[SettingResult]] = {}
+    for r in results:
+        if r.uncensored:
+            groups.setdefault((round(r.epochs_saved_pct, 6), round(r.mean_regret, 12)), []).append(
+                r
+            )
+    for i, ((x, y), members) in enumerate(sorted(groups.items())):
+        partial = any(m.censored for m in members)
+        ax.scatter([x], [y], s=40, facecolors="none" if partial else "C0", edgecolors="C0")
+        ps = ",".join(str(p) for p in sorted({m.patience for m in members}))
+        ds = ",".join(f"{d:g}" for d in sorted({m.min_delta for m in members}))
+        ax.annotate(
+            f"p={ps} d={ds}",
+            (x, y),
+            fontsize=7,
+            xytext=(4, 4 + 11 * (i % 3)),
+            textcoords="offset points",
+        )
+    ax.margins(x=0.25, y=0.15)
+    ax.set_xlabel("epochs saved vs the recorded runs (%)")
+    ax.set_ylabel("mean regret (best score lost per trial)")
+    ax.set_title(
+        "early-stopping settings replayed on the recorded curves\n"
+        "(hollow: some trials censored, averages over the others)",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
