@@ -34,6 +34,7 @@ class RunOptions:
     deterministic: bool = False
     max_failures: int = 5
     keep_checkpoints: int | None = None
+    calibrate: int = 0
     jobs: int | None = 1
     threads: int | None = None
     backend: str = "loky"
@@ -120,6 +121,7 @@ def _run(
         deterministic=options.deterministic,
         max_failures=options.max_failures,
         keep_checkpoints=options.keep_checkpoints,
+        calibrate=options.calibrate,
     )
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     table = folder / "trials.csv"

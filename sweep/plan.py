@@ -36,6 +36,7 @@ class Plan:
     deterministic: bool = False
     max_failures: int = 5
     keep_checkpoints: int | None = None
+    calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -80,6 +81,10 @@ def probe(space: SearchSpace, data: Any) -> tuple[str, dict[str, list[Any]] | No
     grid = None
     if space.settings.sampler == "grid":
         grid = grid_space(hps)
+        for name in ("patience", "min_delta"):
+            values = getattr(space.settings, name)
+            if isinstance(values, list):
+                grid[name] = list(values)
         target = min(target, grid_size(grid))
     return mode, grid, target
 

@@ -121,6 +121,7 @@ class Session:
                 deterministic=plan.deterministic,
                 on_epoch=self.progress.epoch_ended,
                 stop_request=self.stop_request,
+                calibration=trial.number < plan.calibrate,
             )
         except Interrupted:
             write_table(self.study, self.table)  # the trial stays RUNNING: resumable

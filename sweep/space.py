@@ -33,8 +33,8 @@ class Settings:
     epochs: int = 20
     batch_size: int = 32
     validation_split: float = 0.2
-    patience: int = 3
-    min_delta: float = 0.0
+    patience: int | list[int] = 3  # a list makes it a hyperparameter of the study
+    min_delta: float | list[float] = 0.0  # likewise
     baseline: float | None = None
     start_from_epoch: int = 0
     trials: int = 10
@@ -110,15 +110,32 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             _check(path, name, value, value in SAMPLERS, f"one of {', '.join(SAMPLERS)}", origin)
         elif name in ("epochs", "batch_size", "trials"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
-        elif name in ("patience", "start_from_epoch"):
+        elif name == "patience":
+            items = list(value) if isinstance(value, list | tuple) else [value]
+            ok = bool(items) and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items
+            )
+            _check(path, name, value, ok, "a whole number >= 0, or a list of them", origin)
+            value = items if isinstance(value, list | tuple) else value
+        elif name == "start_from_epoch":
             _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
         elif name == "validation_split":
             _check(path, name, value, is_num and 0 <= value < 1, "a number in [0, 1)", origin)
         elif name == "min_delta":
-            _check(path, name, value, is_num and value >= 0, "a number >= 0", origin)
+            items = list(value) if isinstance(value, list | tuple) else [value]
+            ok = bool(items) and all(
+                isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= 0
+                for v in items
+            )
+            _check(path, name, value, ok, "a number >= 0, or a list of them", origin)
+            floats = [float(v) for v in items]
+            value = floats if isinstance(value, list | tuple) else floats[0]
         elif name == "baseline":
             _check(path, name, value, value is None or is_num, "a number or None", origin)
-        if name in ("validation_split", "min_delta") or (name == "baseline" and value is not None):
+        if name == "validation_split" or (name == "baseline" and value is not None):
             value = float(value)
         out[name] = value
     return out

@@ -140,6 +140,20 @@ def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
     return mode, list(hp.space)
 
 
+def stopping_settings(trial: Any, settings: Settings, *, calibration: bool) -> tuple[int, float]:
+    """This trial's patience and min_delta: fixed, or asked of Optuna where the space lists
+    several (then they are hyperparameters of the study). A calibration trial trains to
+    max_epochs: a patience of max_epochs can never run out."""
+    if calibration:
+        return settings.epochs, 0.0
+    patience, min_delta = settings.patience, settings.min_delta
+    if isinstance(patience, list):
+        patience = int(trial.suggest_categorical("patience", patience))
+    if isinstance(min_delta, list):
+        min_delta = float(trial.suggest_categorical("min_delta", min_delta))
+    return patience, min_delta
+
+
 def run_trial(
     trial: Any,
     *,
@@ -152,6 +166,7 @@ def run_trial(
     deterministic: bool = False,
     on_epoch: Callable[[EpochEvent], None] | None = None,
     stop_request: Callable[[], str | None] | None = None,
+    calibration: bool = False,
 ) -> TrialResult:
     """Train one trial, or continue it from its resume point if it has one.
 
@@ -169,6 +184,7 @@ def run_trial(
     resume = ResumeDir(trial_dir / "resume", checkpoint)
     state = resume.load()
     attrs = trial.user_attrs
+    patience, min_delta = stopping_settings(trial, settings, calibration=calibration)
     data_seed = attrs.get("data_seed")
     if data_seed is None:
         data_seed = seed if seed is not None else secrets.randbelow(2**31)
@@ -176,8 +192,9 @@ def run_trial(
         "monitor": settings.monitor,
         "mode": mode,
         "max_epochs": settings.epochs,
-        "patience": settings.patience,
-        "min_delta": settings.min_delta,
+        "patience": patience,
+        "min_delta": min_delta,
+        "calibration": calibration,
         "baseline": settings.baseline,
         "start_from_epoch": settings.start_from_epoch,
         "batch_size": settings.batch_size,
@@ -194,8 +211,8 @@ def run_trial(
     stopper = ResumableEarlyStopping(
         monitor=settings.monitor,
         mode=mode,
-        patience=settings.patience,
-        min_delta=settings.min_delta,
+        patience=patience,
+        min_delta=min_delta,
         baseline=settings.baseline,
         start_from_epoch=settings.start_from_epoch,
         restore=None if state is None else state.stopper,

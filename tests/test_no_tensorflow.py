@@ -31,6 +31,7 @@ print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()}))
         ["table", "tiny"],
         ["table", "tiny", "--format", "json"],
         ["status", "tiny"],
+        ["compare", "tiny"],
     ],
 )
 def test_command_does_not_import_tensorflow(finished_sweep: Path, argv: list[str]) -> None:

@@ -181,7 +181,7 @@ def test_dask_local_cluster(tmp_path: Path) -> None:
 def test_live_display_shows_every_running_trial_and_its_worker(tmp_path: Path) -> None:
     from test_overnight import ANSI, run_on_terminal
 
-    write_space(tmp_path, source=SLOW_SPACE, settings={**SLOW, "epochs": 3, "trials": 4})
+    write_space(tmp_path, source=SLOW_SPACE, settings={**SLOW, "epochs": 3, "trials": 2})
     code, raw = run_on_terminal("run", "tiny.py", "--jobs", "2", cwd=tmp_path)
     assert code == 0, raw
     screen = ANSI.sub("", raw).replace("\r", "")
@@ -190,4 +190,4 @@ def test_live_display_shows_every_running_trial_and_its_worker(tmp_path: Path) -
     assert len({worker for _, worker in running}) == 2  # ...each with its worker process
     assert re.search(r"\[w0\] trial \d+ complete", screen)
     assert re.search(r"\[w1\] trial \d+ complete", screen)
-    assert "trials 4/4" in screen or "4/4 trials finished" in screen
+    assert "trials 2/2" in screen or "2/2 trials finished" in screen

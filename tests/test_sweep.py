@@ -26,6 +26,7 @@ EXPECTED_COLUMNS = [
     "stop_reason",
     "patience",
     "min_delta",
+    "calibration",
     "duration_s",
     "worker",
     "checkpoint",

@@ -1,0 +1,244 @@
+"""The ``sweep`` command line's arguments: the parser, its types, and one-line usage errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sweep import __version__
+from sweep.durations import parse_duration
+from sweep.errors import ConfigError
+from sweep.space import MODES, SAMPLERS
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(f"{message}; see '{self.prog} --help'")
+
+
+def _int(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _int_list(text: str) -> list[int]:
+    parse = _int(0)
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(
+            f"expected whole numbers separated by commas, got {text!r}"
+        )
+    return [parse(part) for part in parts]
+
+
+def _float_list(text: str) -> list[float]:
+    values = [_float(part) for part in text.split(",") if part.strip()]
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected numbers >= 0 separated by commas, got {text!r}")
+    return values
+
+
+def _int_or_list(text: str) -> int | list[int]:
+    return _int_list(text) if "," in text else _int(0)(text)
+
+
+def _float_or_list(text: str) -> float | list[float]:
+    if "," in text:
+        return _float_list(text)
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--timeout: ")) from None
+
+
+# Settings flags: (flag, settings field, parser, help)
+SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--monitor", "monitor", str, "metric to monitor, as Keras logs it (e.g. val_accuracy)"),
+    ("--mode", "mode", str, f"one of {', '.join(MODES)}; auto is resolved as Keras does"),
+    ("--epochs", "epochs", _int(1), "maximum epochs per trial"),
+    ("--batch-size", "batch_size", _int(1), "batch size"),
+    ("--validation-split", "validation_split", _float, "last fraction held out, as Keras does"),
+    (
+        "--patience",
+        "patience",
+        _int_or_list,
+        "EarlyStopping patience; a list (2,5,10) makes it a hyperparameter",
+    ),
+    (
+        "--min-delta",
+        "min_delta",
+        _float_or_list,
+        "EarlyStopping min_delta; a list (0,1e-4) makes it a hyperparameter",
+    ),
+    ("--baseline", "baseline", _float, "EarlyStopping baseline"),
+    ("--start-from-epoch", "start_from_epoch", _int(0), "EarlyStopping start_from_epoch"),
+    ("--trials", "trials", _int(1), "finished trials the study should have"),
+    ("--sampler", "sampler", str, f"Optuna sampler: {', '.join(SAMPLERS)} (default tpe)"),
+]
+
+
+def _study_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", help="study name (a folder under --results)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    p.add_argument("--storage", default=None, help="Optuna storage URL (default: the study.db)")
+
+
+def _parallel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--jobs",
+        type=_int(1),
+        default=None,
+        metavar="N",
+        help="trials at once, in N worker processes (default 1; with dask: one per worker)",
+    )
+    p.add_argument(
+        "--threads",
+        type=_int(1),
+        default=None,
+        metavar="T",
+        help="TensorFlow threads per worker (default: cores / jobs)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="sweep",
+        description="Hyperparameter sweeps for Keras: early stopping, best checkpoints, "
+        "one results table.",
+    )
+    parser.add_argument("--version", action="version", version=f"sweep {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run (or continue) a sweep")
+    run.add_argument(
+        "space",
+        nargs="?",
+        default="digits_cnn",
+        help="search space: NAME (search_spaces/NAME.py) or a path (default: digits_cnn)",
+    )
+    for flag, dest, parse, help_text in SETTING_FLAGS:
+        run.add_argument(flag, dest=f"set_{dest}", type=parse, default=None, help=help_text)
+    run.add_argument(
+        "--calibrate",
+        type=_int(0),
+        default=0,
+        metavar="N",
+        help="the first N trials train to max_epochs (no early stopping), for sweep compare",
+    )
+    run.add_argument("--timeout", type=_duration, default=None, help="budget: 90s, 30m, 8h")
+    run.add_argument("--seed", type=_int(0), default=None, help="seed for sampler and trials")
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="Keras seed + TensorFlow op determinism (seed defaults to 0)",
+    )
+    run.add_argument("--study", default=None, help="study name (default: the space's name)")
+    run.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite)")
+    run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    run.add_argument(
+        "--max-failures",
+        type=_int(1),
+        default=5,
+        help="stop after this many failed trials in a row (default 5)",
+    )
+    run.add_argument(
+        "--keep-checkpoints",
+        type=_int(0),
+        default=None,
+        metavar="K",
+        help="keep best.keras of the K best trials only (default: all)",
+    )
+    _parallel_args(run)
+    run.add_argument(
+        "--backend",
+        choices=("loky", "dask"),
+        default="loky",
+        help="where workers run: loky (processes here) or dask (a Dask cluster)",
+    )
+    run.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="URL",
+        help="the Dask scheduler, e.g. tcp://HOST:8786 (with --backend dask)",
+    )
+    run.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where trials/<n>/ (checkpoints) go, shared by all workers (default: --results)",
+    )
+    run.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain timestamped lines, one per epoch and trial, even on a terminal",
+    )
+
+    worker = sub.add_parser(
+        "worker", help="join a study made by 'sweep run --storage URL' and run its trials"
+    )
+    worker.add_argument("study", help="study name")
+    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL")
+    worker.add_argument("--results", type=Path, default=Path("results"), help="log and table")
+    worker.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="shared folder for trials/<n>/ (default: the one the study was made with)",
+    )
+    _parallel_args(worker)
+
+    table = sub.add_parser("table", help="print the results table, best first")
+    _study_args(table)
+    table.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")
+
+    compare = sub.add_parser(
+        "compare", help="replay other early-stopping settings on the recorded curves"
+    )
+    _study_args(compare)
+    compare.add_argument(
+        "--patience",
+        type=_int_list,
+        default=None,
+        metavar="LIST",
+        help="patience values, e.g. 0,1,2,3,5,10 (default: that, plus the recorded one)",
+    )
+    compare.add_argument(
+        "--min-delta",
+        type=_float_list,
+        default=None,
+        metavar="LIST",
+        help="min_delta values, e.g. 0,1e-4,1e-3 (default: that, plus the recorded one)",
+    )
+    compare.add_argument("--format", choices=("table", "csv"), default="table")
+
+    status = sub.add_parser("status", help="short summary of a study (works while it runs)")
+    _study_args(status)
+    return parser
