@@ -215,6 +215,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _parallel_args(worker)
 
+    exp = sub.add_parser("export", help="export a trial's best model, verified, with a model card")
+    _study_args(exp)
+    exp.add_argument(
+        "--out", type=Path, required=True, help="model.keras, or a folder for savedmodel"
+    )
+    exp.add_argument("--trial", type=_int(0), default=None, help="trial number (default: the best)")
+    exp.add_argument(
+        "--format",
+        choices=("keras", "savedmodel"),
+        default=None,
+        help="keras (by the .keras extension) or savedmodel (TensorFlow SavedModel for serving)",
+    )
+    exp.add_argument("--force", action="store_true", help="replace an existing export")
+
     table = sub.add_parser("table", help="print the results table, best first")
     _study_args(table)
     table.add_argument("--format", choices=("table", "csv", "json", "markdown"), default="table")

@@ -88,6 +88,26 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.export import export
+    from sweep.storage import load_existing_study
+    from sweep.tfenv import import_tensorflow_quietly
+
+    study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
+    import_tensorflow_quietly()
+    done = export(study, trial_number=args.trial, out=args.out, fmt=args.format, force=args.force)
+    out.write(
+        f"exported trial {done.trial} ({done.format}) to {done.path}\n"
+        f"verified: reloaded, it scores {done.monitor}={done.verified_score:.6g} on the "
+        f"validation data; the table says {done.best_score:.6g}\n"
+    )
+    if done.test_score:
+        scores = ", ".join(f"{k}={v:.6g}" for k, v in done.test_score.items())
+        out.write(f"test data (not used for selection): {scores}\n")
+    out.write(f"model card: {done.card}\n")
+    return 0
+
+
 def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
     from sweep import results
     from sweep.storage import load_existing_study
@@ -198,6 +218,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             "table": _cmd_table,
             "status": _cmd_status,
             "compare": _cmd_compare,
+            "export": _cmd_export,
         }
         command = commands[args.command]
         return command(args, out)

@@ -1,0 +1,281 @@
+"""Exporting a trial's best model, with proof: what is written is reloaded and checked
+against the table's best_score on the validation data before it is put in place, and
+a model card is written beside it. Nothing is overwritten unless asked (--force), and a
+failed check leaves nothing behind."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sweep.atomic import write_text_atomic
+from sweep.errors import ConfigError, SweepError
+from sweep.plan import PLAN_ATTR, Plan
+
+FORMATS = ("keras", "savedmodel")
+TOLERANCE = 1e-5
+
+
+class VerificationError(SweepError):
+    """What was written does not reproduce the recorded score: not exported."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    card: Path
+    trial: int
+    monitor: str
+    best_score: float
+    verified_score: float
+    test_score: dict[str, float] | None
+    format: str
+
+
+def choose_trial(study: Any, number: int | None) -> Any:
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        raise ConfigError(
+            f"study {study.study_name!r}: expected a complete trial to export, found none; "
+            "run the sweep first"
+        )
+    if number is None:
+        return study.best_trial
+    for t in study.get_trials(deepcopy=False):
+        if t.number == number:
+            if t.state.name != "COMPLETE":
+                raise ConfigError(
+                    f"--trial {number}: expected a complete trial, it is "
+                    f"{t.state.name.lower()}; pick one from 'sweep table {study.study_name}'"
+                )
+            return t
+    raise ConfigError(
+        f"--trial {number}: no such trial in study {study.study_name!r} "
+        f"(it has 0..{len(study.get_trials(deepcopy=False)) - 1})"
+    )
+
+
+def output_format(out: Path, fmt: str | None) -> str:
+    if fmt is None:
+        if out.suffix == ".keras":
+            return "keras"
+        raise ConfigError(
+            f"--out {out}: expected a path ending in .keras, or --format savedmodel for a "
+            "TensorFlow SavedModel directory"
+        )
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "keras" and out.suffix != ".keras":
+        raise ConfigError(f"--out {out}: the keras format needs a path ending in .keras")
+    return fmt
+
+
+def check_destination(out: Path, *, force: bool) -> None:
+    for target in (out, card_path(out)):
+        if target.exists() and not force:
+            raise ConfigError(
+                f"--out {out}: {target} exists; pass --force to replace it, or choose another path"
+            )
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ConfigError(
+            f"--out {out}: expected a writable folder {parent}, found "
+            f"{'no such folder' if not parent.is_dir() else 'no write permission'}"
+        )
+
+
+def card_path(out: Path) -> Path:
+    return out.with_name(out.name + ".json")
+
+
+def fingerprint(*arrays: Any) -> str:
+    """sha256 over the bytes, shapes and dtypes of the arrays (dicts and lists walked)."""
+    digest = hashlib.sha256()
+
+    def feed(a: Any) -> None:
+        if a is None:
+            digest.update(b"none")
+        elif isinstance(a, dict):
+            for key in sorted(a):
+                digest.update(str(key).encode())
+                feed(a[key])
+        elif isinstance(a, list | tuple):
+            for item in a:
+                feed(item)
+        else:
+            arr = np.ascontiguousarray(a)
+            digest.update(f"{arr.dtype}{arr.shape}".encode())
+            digest.update(arr.tobytes())
+
+    for a in arrays:
+        feed(a)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in ("tensorflow", "keras", "optuna", "keras-tuner", "sweep"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _score(model: Any, x: Any, y: Any, metric: str, batch_size: int) -> float:
+    logs = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    return float(logs[metric])
+
+
+def _same(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+
+
+def export(
+    study: Any, *, trial_number: int | None, out: Path, fmt: str | None, force: bool
+) -> Exported:
+    import keras
+
+    from sweep.plan import load_checked_data, load_space_for
+
+    fmt = output_format(out, fmt)
+    check_destination(out, force=force)
+    trial = choose_trial(study, trial_number)
+    attrs = trial.user_attrs
+    checkpoint = attrs.get("checkpoint")
+    if not checkpoint or not Path(checkpoint).is_file():
+        raise ConfigError(
+            f"trial {trial.number}: its checkpoint {checkpoint or '(none)'} is gone "
+            "(deleted by --keep-checkpoints, or moved); export another trial with --trial N"
+        )
+    monitor = str(attrs["monitor"])
+    if not monitor.startswith("val_"):
+        raise ConfigError(
+            f"trial {trial.number}: monitor {monitor!r} is a training metric, which can't be "
+            "reproduced by evaluating the saved model; export verifies val_* monitors only"
+        )
+    plan_text = study.user_attrs.get(PLAN_ATTR)
+    if plan_text is None:
+        raise ConfigError(f"study {study.study_name!r} has no sweep plan; it was not made by sweep")
+    plan = Plan.from_json(plan_text, storage="")
+    space = load_space_for(plan)
+    data = load_checked_data(space)
+    if data.x_val is None:
+        raise ConfigError(f"search space {space.path}: no validation data to verify against")
+    metric = monitor.removeprefix("val_")
+    batch = int(attrs.get("batch_size", 32))
+    recorded = float(attrs["best_score"])
+
+    model = keras.saving.load_model(checkpoint, safe_mode=True)
+    score = _score(model, data.x_val, data.y_val, metric, batch)
+    if not _same(score, recorded):
+        raise VerificationError(
+            f"trial {trial.number}: its checkpoint scores {monitor}={score:.8g} on the "
+            f"validation data, the table says {recorded:.8g}; not exported"
+        )
+    serving_diff: float | None = None
+    with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".") as tmp:
+        staged = Path(tmp) / ("model.keras" if fmt == "keras" else "model")
+        if fmt == "keras":
+            model.save(staged)
+            reloaded = keras.saving.load_model(staged, safe_mode=True)
+            verified = _score(reloaded, data.x_val, data.y_val, metric, batch)
+            if not _same(verified, recorded):
+                raise VerificationError(
+                    f"the exported {staged.name} scores {monitor}={verified:.8g}, the table "
+                    f"says {recorded:.8g}; not exported"
+                )
+        else:
+            model.export(str(staged), format="tf_saved_model", verbose=False)
+            serving_diff = _check_savedmodel(model, staged, data.x_val, batch)
+            verified = score
+        test_score = None
+        if data.has_test:
+            test_logs = model.evaluate(
+                data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True
+            )
+            test_score = {k: float(v) for k, v in test_logs.items()}
+        _move_into_place(staged, out)
+    card = {
+        "study": study.study_name,
+        "trial": trial.number,
+        "params": trial.params,
+        "monitor": monitor,
+        "mode": attrs.get("mode"),
+        "best_score": recorded,
+        "verified_score": verified,
+        "serving_max_abs_diff": serving_diff,
+        "best_epoch": attrs.get("best_epoch"),
+        "stop_epoch": attrs.get("stop_epoch"),
+        "max_epochs": attrs.get("max_epochs"),
+        "patience": attrs.get("patience"),
+        "min_delta": attrs.get("min_delta"),
+        "test_score": test_score,
+        "format": fmt,
+        "source_checkpoint": checkpoint,
+        "data_fingerprint": {
+            "train": fingerprint(data.x_train, data.y_train),
+            "validation": fingerprint(data.x_val, data.y_val),
+        },
+        "versions": _versions(),
+        "exported_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+    write_text_atomic(card_path(out), json.dumps(card, indent=2, default=str) + "\n")
+    return Exported(
+        path=out,
+        card=card_path(out),
+        trial=trial.number,
+        monitor=monitor,
+        best_score=recorded,
+        verified_score=verified,
+        test_score=test_score,
+        format=fmt,
+    )
+
+
+def _check_savedmodel(model: Any, path: Path, x: Any, batch: int) -> float:
+    """Predictions through the serving signature must match the Keras model's."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(path))
+    serve = loaded.signatures.get("serving_default") or loaded.signatures.get("serve")
+    if serve is None:
+        raise VerificationError(f"the SavedModel at {path} has no serving signature")
+    sample = x[: min(len(x), 256)]
+    expected = model.predict(sample, batch_size=batch, verbose=0)
+    outputs = serve(tf.constant(sample))
+    got = next(iter(outputs.values())).numpy()
+    worst = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else math.inf
+    if worst > TOLERANCE:
+        raise VerificationError(
+            f"the SavedModel's serving signature differs from the Keras model by {worst:.3g} "
+            f"(shapes {got.shape} vs {expected.shape}); not exported"
+        )
+    return worst
+
+
+def _move_into_place(staged: Path, out: Path) -> None:
+    if staged.is_dir():
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        os.replace(staged, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, out)
