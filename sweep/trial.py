@@ -201,7 +201,7 @@ def run_trial(
         "trial_dir": str(trial_dir.resolve()),
         "data_seed": data_seed,
     }.items():
-        if attrs.get(key, value) != value and state is not None:
+        if attrs.get(key, value) != value and state is not None and key != "trial_dir":
             raise ConfigError(
                 f"trial {trial.number} was started with {key}={attrs[key]!r}, this run has "
                 f"{value!r}; resume it with the same settings, or use a new --study"
