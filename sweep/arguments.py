@@ -253,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--format", choices=("table", "csv"), default="table")
 
+    report = sub.add_parser(
+        "report", help="write results/<study>/report.html, one self-contained page"
+    )
+    _study_args(report)
+
     status = sub.add_parser("status", help="short summary of a study (works while it runs)")
     _study_args(status)
     return parser

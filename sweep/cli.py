@@ -1,7 +1,7 @@
 """The ``sweep`` command: running commands and printing only. ``main(argv=None) -> int``.
 
 The arguments are in ``arguments``. Commands that don't train (``table``, ``status``,
-``compare``, ``--help``) never import TensorFlow.
+``compare``, ``report``, ``--help``) never import TensorFlow.
 """
 
 from __future__ import annotations
@@ -105,6 +105,16 @@ def _cmd_export(args: argparse.Namespace, out: TextIO) -> int:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in done.test_score.items())
         out.write(f"test data (not used for selection): {scores}\n")
     out.write(f"model card: {done.card}\n")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.report import write_report
+    from sweep.storage import load_existing_study
+
+    study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
+    path = write_report(study, args.results / args.study)
+    out.write(f"written: {path}\n")
     return 0
 
 
@@ -219,6 +229,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             "status": _cmd_status,
             "compare": _cmd_compare,
             "export": _cmd_export,
+            "report": _cmd_report,
         }
         command = commands[args.command]
         return command(args, out)

@@ -32,6 +32,7 @@ print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()}))
         ["table", "tiny", "--format", "json"],
         ["status", "tiny"],
         ["compare", "tiny"],
+        ["report", "tiny"],
     ],
 )
 def test_command_does_not_import_tensorflow(finished_sweep: Path, argv: list[str]) -> None:
