@@ -11,7 +11,7 @@ from typing import Any
 from sweep.errors import SweepError
 from sweep.interrupts import StopSignals
 from sweep.plan import PLAN_ATTR, Plan, load_checked_data, open_study, probe
-from sweep.progress import FanOut, NullProgress, PlainProgress, Progress
+from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import load_space, resolve_space_path
@@ -126,13 +126,15 @@ def _run(
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     table = folder / "trials.csv"
     both.sweep_started(
-        f"study {name}: {space.path} on {redact(storage_url)}, "
-        f"monitor {space.settings.monitor} ({mode}), {finished(study)}/{target} trials finished",
-        target=target,
-        done=finished(study),
-        timeout_s=options.timeout_s,
-        maximize=mode == "max",
-        best=best_so_far(study),
+        SweepStart(
+            text=f"study {name}: {space.path} on {redact(storage_url)}, monitor "
+            f"{space.settings.monitor} ({mode}), {finished(study)}/{target} trials finished",
+            target=target,
+            done=finished(study),
+            timeout_s=options.timeout_s,
+            maximize=mode == "max",
+            best=best_so_far(study),
+        )
     )
     write_table(study, table)
     if parallel:

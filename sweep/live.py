@@ -13,7 +13,14 @@ from rich.live import Live
 from rich.table import Table
 
 from sweep.durations import format_duration
-from sweep.progress import EpochEvent, RunningTrial, TrialEvent, TrialStart, describe_trial
+from sweep.progress import (
+    EpochEvent,
+    RunningTrial,
+    SweepStart,
+    TrialEvent,
+    TrialStart,
+    describe_trial,
+)
 
 _LIVE_ONLY = re.compile(r"trial \d+ (epoch \d+/\d+:|started$|resumed$)")
 
@@ -88,19 +95,12 @@ class LiveProgress:
             grid.add_row(f"best: trial {trial}", shown, "")
         return grid
 
-    def sweep_started(
-        self,
-        text: str,
-        *,
-        target: int,
-        done: int,
-        timeout_s: float | None,
-        maximize: bool = False,
-        best: tuple[int, float] | None = None,
-    ) -> None:
-        self.target, self.done, self.timeout_s = target, done, timeout_s
-        self.done_at_start = done
-        self.mode_max = maximize
+    def sweep_started(self, event: SweepStart) -> None:
+        self.target, self.done, self.timeout_s = event.target, event.done, event.timeout_s
+        self.done_at_start = event.done
+        self.mode_max = event.maximize
+        best = event.best
+        text = event.text
         if best is not None:
             self.best = (best[0], "", best[1])
         self.console.print(text, highlight=False)

@@ -14,6 +14,16 @@ from sweep.durations import format_duration
 
 
 @dataclass(frozen=True, kw_only=True)
+class SweepStart:
+    text: str
+    target: int
+    done: int  # trials the study had finished before this session
+    timeout_s: float | None = None
+    maximize: bool = False
+    best: tuple[int, float] | None = None  # trial number and score of the best so far
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrialStart:
     trial: int
     resumed: bool = False
@@ -55,16 +65,7 @@ class TrialEvent:
 
 
 class Progress(Protocol):
-    def sweep_started(
-        self,
-        text: str,
-        *,
-        target: int,
-        done: int,
-        timeout_s: float | None,
-        maximize: bool = False,
-        best: tuple[int, float] | None = None,
-    ) -> None: ...
+    def sweep_started(self, event: SweepStart) -> None: ...
     def message(self, text: str) -> None: ...
     def trial_started(self, event: TrialStart) -> None: ...
     def epoch_ended(self, event: EpochEvent) -> None: ...
@@ -76,16 +77,7 @@ class Progress(Protocol):
 
 
 class NullProgress:
-    def sweep_started(
-        self,
-        text: str,
-        *,
-        target: int,
-        done: int,
-        timeout_s: float | None,
-        maximize: bool = False,
-        best: tuple[int, float] | None = None,
-    ) -> None:
+    def sweep_started(self, event: SweepStart) -> None:
         pass
 
     def message(self, text: str) -> None:
@@ -150,17 +142,8 @@ class PlainProgress(NullProgress):
         self.stream.write(f"{line}\n")  # a worker's line, already stamped
         self.stream.flush()
 
-    def sweep_started(
-        self,
-        text: str,
-        *,
-        target: int,
-        done: int,
-        timeout_s: float | None,
-        maximize: bool = False,
-        best: tuple[int, float] | None = None,
-    ) -> None:
-        self._line(text)
+    def sweep_started(self, event: SweepStart) -> None:
+        self._line(event.text)
 
     def message(self, text: str) -> None:
         self._line(text)
@@ -181,20 +164,9 @@ class FanOut:
     def __init__(self, *targets: Progress) -> None:
         self.targets = targets
 
-    def sweep_started(
-        self,
-        text: str,
-        *,
-        target: int,
-        done: int,
-        timeout_s: float | None,
-        maximize: bool = False,
-        best: tuple[int, float] | None = None,
-    ) -> None:
+    def sweep_started(self, event: SweepStart) -> None:
         for t in self.targets:
-            t.sweep_started(
-                text, target=target, done=done, timeout_s=timeout_s, maximize=maximize, best=best
-            )
+            t.sweep_started(event)
 
     def message(self, text: str) -> None:
         for t in self.targets:

@@ -30,6 +30,9 @@ def tiny_copy(finished_sweep: Path, tmp_path: Path) -> Path:
     """A writable copy of the finished 3-trial sweep's results folder."""
     results = tmp_path / "results"
     shutil.copytree(finished_sweep / "results", results)
+    # other tests run report/compare on the shared sweep: start from the sweep's own files
+    for generated in ("report.html", "stopping.csv", "stopping.png"):
+        (results / "tiny" / generated).unlink(missing_ok=True)
     return results
 
 

@@ -191,7 +191,9 @@ def test_kill_at_several_moments_loses_nothing(tmp_path: Path) -> None:
 def test_first_signal_finishes_the_epoch_and_leaves_the_trial_resumable(
     tmp_path: Path, signum: int
 ) -> None:
-    write_space(tmp_path, source=SLOW_SPACE, settings={**SLOW, "epochs": 30, "trials": 2})
+    # a patience that can't run out: EarlyStopping must not end the trial in the same epoch
+    settings = {**SLOW, "epochs": 30, "patience": 30, "trials": 2}
+    write_space(tmp_path, source=SLOW_SPACE, settings=settings)
     proc = start(tmp_path)
     wait_for(proc, lambda: epochs_done(tmp_path, 0) >= 2)
     os.kill(proc.pid, signum)
