@@ -5,7 +5,10 @@ Optuna storage is the one source of truth. Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +50,18 @@ def open_storage(url: str) -> Any:
         heartbeat = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
         kwargs["pool_pre_ping"] = True
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+        for attempt in range(10):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+            except Exception as exc:
+                # another process creating the same new storage at the same moment
+                racing = "already exists" in str(exc) or "database is locked" in str(exc)
+                if not racing or attempt == 9:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
     except Exception as exc:
         text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         raise ConfigError(
@@ -64,6 +76,18 @@ def existing_studies(results_dir: Path) -> list[str]:
     return sorted(p.parent.name for p in results_dir.glob(f"*/{STUDY_DB}"))
 
 
+def _has_tables(db: Path) -> bool:
+    """Whether an SQLite file already holds Optuna's tables (read-only: creates nothing)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as c:
+            found = c.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return found is not None
+
+
 def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -> Any:
     """Open a study that must already exist (for table, status, ...)."""
     import optuna
@@ -75,6 +99,10 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
             raise ConfigError(
                 f"study {study!r}: expected {db}, found no such file; "
                 f"studies in {results_dir}/: {known} (or pass --results DIR / --storage URL)"
+            )
+        if not _has_tables(db):
+            raise ConfigError(
+                f"study {study!r}: {db} is being created right now; try again in a moment"
             )
         storage = default_storage_url(results_dir, study)
     opened = open_storage(storage)

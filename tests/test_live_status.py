@@ -15,7 +15,8 @@ from conftest import run_cli, write_space
 
 
 def test_status_and_table_while_a_sweep_runs(tmp_path: Path) -> None:
-    space = write_space(tmp_path, settings={"trials": 1, "epochs": 400, "patience": 400})
+    # a trial that can't end by itself (the test kills it): status must catch it running
+    space = write_space(tmp_path, settings={"trials": 1, "epochs": 100000, "patience": 100000})
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweep", "run", str(space)],
         cwd=tmp_path,
@@ -33,13 +34,14 @@ def test_status_and_table_while_a_sweep_runs(tmp_path: Path) -> None:
                 if code == 0 and "running: trial 0, epoch" in status and "epoch 0/" not in status:
                     break
             time.sleep(0.5)
+        assert proc.poll() is None, f"the sweep ended early with {proc.returncode}"
         assert "running: trial 0, epoch" in status, status
         assert "1 running" in status
         code, out, err = run_cli("table", "tiny", "--format", "csv", cwd=tmp_path)
         assert code == 0, err
         (row,) = list(csv.DictReader(io.StringIO(out)))
         assert row["state"] == "running" and int(row["stop_epoch"]) >= 1
-        assert row["max_epochs"] == "400"
+        assert row["max_epochs"] == "100000"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
