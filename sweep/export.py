@@ -179,25 +179,25 @@ def export(
     batch = int(attrs.get("batch_size", 32))
     recorded = float(attrs["best_score"])
 
+    def verified_score(candidate: Any, what: str) -> float:
+        """``candidate``'s score on the validation data; it must be the table's best_score."""
+        score = _score(candidate, data.x_val, data.y_val, metric, batch)
+        if not _same(score, recorded):
+            raise VerificationError(
+                f"{what} scores {monitor}={score:.8g} on the validation data, the table says "
+                f"{recorded:.8g}; not exported"
+            )
+        return score
+
     model = keras.saving.load_model(checkpoint, safe_mode=True)
-    score = _score(model, data.x_val, data.y_val, metric, batch)
-    if not _same(score, recorded):
-        raise VerificationError(
-            f"trial {trial.number}: its checkpoint scores {monitor}={score:.8g} on the "
-            f"validation data, the table says {recorded:.8g}; not exported"
-        )
+    score = verified_score(model, f"trial {trial.number}: its checkpoint")
     serving_diff: float | None = None
     with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".") as tmp:
         staged = Path(tmp) / ("model.keras" if fmt == "keras" else "model")
         if fmt == "keras":
             model.save(staged)
             reloaded = keras.saving.load_model(staged, safe_mode=True)
-            verified = _score(reloaded, data.x_val, data.y_val, metric, batch)
-            if not _same(verified, recorded):
-                raise VerificationError(
-                    f"the exported {staged.name} scores {monitor}={verified:.8g}, the table "
-                    f"says {recorded:.8g}; not exported"
-                )
+            verified = verified_score(reloaded, f"the exported {staged.name}")
         else:
             model.export(str(staged), format="tf_saved_model", verbose=False)
             serving_diff = _check_savedmodel(model, staged, data.x_val, batch)
