@@ -125,12 +125,13 @@ def _run(
     )
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     table = folder / "trials.csv"
+    done = finished(study)
     both.sweep_started(
         SweepStart(
             text=f"study {name}: {space.path} on {redact(storage_url)}, monitor "
-            f"{space.settings.monitor} ({mode}), {finished(study)}/{target} trials finished",
+            f"{space.settings.monitor} ({mode}), {done}/{target} trials finished",
             target=target,
-            done=finished(study),
+            done=done,
             timeout_s=options.timeout_s,
             maximize=mode == "max",
             best=best_so_far(study),

@@ -29,8 +29,10 @@ class TooManyFailures(SweepError):
     exit_code = 1
 
 
-def finished(study: Any) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED_STATES)
+def finished(study: Any, trials: list[Any] | None = None) -> int:
+    """Finished trials (complete, pruned, failed); ``trials`` if already fetched."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    return sum(1 for t in trials if t.state.name in FINISHED_STATES)
 
 
 def best_so_far(study: Any) -> tuple[int, float] | None:
@@ -76,7 +78,7 @@ class Session:
                 return "time budget spent"
             trials = self.study.get_trials(deepcopy=False)
             running = sum(1 for t in trials if t.state.name == "RUNNING")
-            done = finished(self.study)
+            done = finished(self.study, trials)
             if done >= self.plan.target:
                 return "target reached"
             if done + running >= self.plan.target:
