@@ -69,13 +69,15 @@ def _first_line(exc: BaseException) -> str:
 
 def _from_keras(name: str, fname: str, load: Callable[[], Split]) -> Split:
     """Keras' own loader; if it fails, one line: expected, where, what happened, the fix."""
+    cache = keras_cache_file(fname)
+    existed = cache.exists()  # before: Keras deletes a cached file it failed to replace
     try:
         return load()
     except Exception as exc:
-        cache = keras_cache_file(fname)
         found = (
-            "a file Keras would not use (its sha256 differs, so Keras downloads it again)"
-            if cache.exists()
+            "a file Keras did not accept (with another sha256 than Keras expects, Keras "
+            "deletes it and downloads the file again)"
+            if existed
             else "no such file"
         )
         raise ConfigError(
