@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from sweep import __version__
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
-from sweep.space import MODES, SAMPLERS
+from sweep.space import MODES, PRUNERS, SAMPLERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +76,13 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--timeout: ")) from None
 
 
+def _path(text: str) -> str:
+    """Absolute, so that workers started elsewhere find the same file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file path, got ''")
+    return str(Path(text).expanduser().resolve())
+
+
 # Settings flags: (flag, settings field, parser, help)
 SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--monitor", "monitor", str, "metric to monitor, as Keras logs it (e.g. val_accuracy)"),
@@ -99,6 +106,14 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--start-from-epoch", "start_from_epoch", _int(0), "EarlyStopping start_from_epoch"),
     ("--trials", "trials", _int(1), "finished trials the study should have"),
     ("--sampler", "sampler", str, f"Optuna sampler: {', '.join(SAMPLERS)} (default tpe)"),
+    ("--pruner", "pruner", str, f"Optuna pruner: {', '.join(PRUNERS)} (default none)"),
+    (
+        "--first-trial",
+        "first_trial",
+        str,
+        "defaults: trial 0 uses every hyperparameter's default (default: sampled)",
+    ),
+    ("--data-path", "data_path", _path, "a local data file, passed to load_data(data_path=...)"),
 ]
 
 

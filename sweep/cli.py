@@ -65,6 +65,9 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
                 f"at epoch {row['best_epoch']} (stopped at {row['stop_epoch']}), "
                 f"checkpoint {row['checkpoint'] or '(deleted)'}\n"
             )
+    if summary.test is not None:
+        scores = ", ".join(f"{k}={v:.6g}" for k, v in summary.test[1].items())
+        out.write(f"test data: trial {summary.test[0]}'s best model scores {scores}\n")
     out.write(
         f"see all: sweep table {summary.study}"
         f"{'' if args.results == Path('results') else f' --results {args.results}'}\n"

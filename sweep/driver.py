@@ -51,6 +51,7 @@ class SweepSummary:
     target: int
     stopped_because: str
     best: list[dict[str, Any]]
+    test: tuple[int, dict[str, float]] | None = None  # (trial, scores): the best on test data
 
 
 def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSummary:
@@ -84,6 +85,13 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
         return summary
 
 
+def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
+    """Trial 0 of a new study takes every hyperparameter's default (KerasTuner's); the
+    grid sampler needs no such trial, the defaults are on its grid or not at all."""
+    if not study.get_trials(deepcopy=False):
+        study.enqueue_trial(defaults, skip_if_exists=True)
+
+
 def _run(
     options: RunOptions,
     progress: Progress,
@@ -100,11 +108,14 @@ def _run(
 
         limit_threads(options.threads)
     data = load_checked_data(space)
-    mode, grid, target = probe(space, data)
+    probed = probe(space, data)
+    mode, grid, target = probed.mode, probed.grid, probed.target
     storage_url = options.storage or default_storage_url(options.results_dir, name)
     study = open_study(
         name, storage_url, mode=mode, monitor=space.settings.monitor, space=str(space.path)
     )
+    if space.settings.first_trial == "defaults" and grid is None:
+        enqueue_defaults(study, probed.defaults)
     artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / name
     plan = Plan(
         space=str(space.path.resolve()),
@@ -165,6 +176,12 @@ def _run(
         stopped_because = work(plan, both, space=space, data=data)
     write_table(study, table)
     rows = table_rows(study)
+    from sweep.export import best_on_test
+
+    on_test = best_on_test(study, data) if stopped_because == "target reached" else None
+    if on_test is not None:
+        scores = ", ".join(f"{k}={v:.6g}" for k, v in on_test[1].items())
+        logged.message(f"test data: trial {on_test[0]}'s best model scores {scores}")
     return SweepSummary(
         study=name,
         storage=redact(storage_url),
@@ -174,6 +191,7 @@ def _run(
         target=target,
         stopped_because=stopped_because,
         best=[r for r in rows if r["state"] == "complete"][:3],
+        test=on_test,
     )
 
 

@@ -27,6 +27,10 @@ class TrialFailedError(SweepError):
     """One trial failed (NaN loss, an exception in the user's code); the sweep goes on."""
 
 
+class TrialPrunedError(SweepError):
+    """The study's pruner stopped the trial at an epoch end; its best checkpoint is kept."""
+
+
 class Interrupted(SweepError):
     """Ctrl+C (or SIGTERM): the current epoch finished, the trial is left resumable."""
 

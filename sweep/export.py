@@ -176,7 +176,7 @@ def export(
     if data.x_val is None:
         raise ConfigError(f"search space {space.path}: no validation data to verify against")
     metric = monitor.removeprefix("val_")
-    batch = int(attrs.get("batch_size", 32))
+    batch = int(attrs.get("batch_size") or 32)
     recorded = float(attrs["best_score"])
 
     def verified_score(candidate: Any, what: str) -> float:
@@ -202,12 +202,7 @@ def export(
             model.export(str(staged), format="tf_saved_model", verbose=False)
             serving_diff = _check_savedmodel(model, staged, data.x_val, batch)
             verified = score
-        test_score = None
-        if data.has_test:
-            test_logs = model.evaluate(
-                data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True
-            )
-            test_score = {k: float(v) for k, v in test_logs.items()}
+        test_score = test_scores(model, data, batch) if data.has_test else None
         _move_into_place(staged, out)
     card = {
         "study": study.study_name,
@@ -244,6 +239,31 @@ def export(
         test_score=test_score,
         format=fmt,
     )
+
+
+def test_scores(model: Any, data: Any, batch: int) -> dict[str, float]:
+    """The model's metrics on the test pair ``load_data`` returned."""
+    logs = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in logs.items()}
+
+
+def best_on_test(study: Any, data: Any) -> tuple[int, dict[str, float]] | None:
+    """The best complete trial's checkpoint scored on the test data, after a sweep (as the
+    tutorials report it); also kept on the study as ``test_score``. None without test
+    data or a complete trial with its checkpoint."""
+    import keras
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not data.has_test or not complete:
+        return None
+    best = study.best_trial
+    checkpoint = best.user_attrs.get("checkpoint")
+    if not checkpoint or not Path(checkpoint).is_file():
+        return None
+    model = keras.saving.load_model(checkpoint, safe_mode=True)
+    scores = test_scores(model, data, int(best.user_attrs.get("batch_size") or 32))
+    study.set_user_attr("test_score", {"trial": best.number, "scores": scores})
+    return best.number, scores
 
 
 def _check_savedmodel(model: Any, path: Path, x: Any, batch: int) -> float:

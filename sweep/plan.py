@@ -62,7 +62,9 @@ def load_checked_data(space: SearchSpace) -> Any:
     from sweep.data import prepare_data
 
     try:
-        raw = space.load_data()
+        raw = space.call_load_data()
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(
             f"search space {space.path}: load_data() raised {error_text(exc)}; fix the file"
@@ -71,22 +73,30 @@ def load_checked_data(space: SearchSpace) -> Any:
     return prepare_data(raw, validation_split=settings.validation_split, source=space.path)
 
 
-def probe(space: SearchSpace, data: Any) -> tuple[str, dict[str, list[Any]] | None, int]:
-    """The resolved mode, the grid (for the grid sampler) and the trial target."""
+@dataclass(frozen=True)
+class Probed:
+    mode: str
+    grid: dict[str, list[Any]] | None  # for the grid sampler
+    target: int
+    defaults: dict[str, Any]  # every active hyperparameter's default value
+
+
+def probe(space: SearchSpace, data: Any) -> Probed:
+    """The resolved mode, the grid, the trial target and the default values."""
     from sweep.samplers import grid_size, grid_space
     from sweep.trial import probe_space
 
-    mode, hps = probe_space(space, data)
+    probed = probe_space(space, data)
     target = space.settings.trials
     grid = None
     if space.settings.sampler == "grid":
-        grid = grid_space(hps)
+        grid = grid_space(probed.hyperparameters)
         for name in ("patience", "min_delta"):
             values = getattr(space.settings, name)
             if isinstance(values, list):
                 grid[name] = list(values)
         target = min(target, grid_size(grid))
-    return mode, grid, target
+    return Probed(mode=probed.mode, grid=grid, target=target, defaults=probed.defaults)
 
 
 def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: str) -> Any:

@@ -106,7 +106,9 @@ def describe_trial(event: TrialEvent) -> str:
         took = format_duration(event.duration_s)
         return f"trial {event.trial} failed after {took}: {event.error}"
     score = "-" if event.best_score is None else f"{event.best_score:.6g}"
-    why = {"early_stopping": "early stopping", "budget": "time budget"}.get(event.stop_reason, "")
+    why = {"early_stopping": "early stopping", "budget": "time budget", "pruned": "the pruner"}.get(
+        event.stop_reason, ""
+    )
     return (
         f"trial {event.trial} {event.state}: best {event.monitor}={score} at epoch "
         f"{event.best_epoch}, stopped at epoch {event.stop_epoch}"

@@ -66,6 +66,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         report: Callable[[float, int], None] | None = None,
         on_epoch: Callable[[EpochEvent], None] | None = None,
         stop_request: Callable[[], str | None] | None = None,
+        should_prune: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("min", "max"):
@@ -80,11 +81,13 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.report = report
         self.on_epoch = on_epoch
         self.stop_request = stop_request
+        self.should_prune = should_prune
         self.history: list[dict[str, float]] = []
         self.best_score: float | None = None
         self.best_epoch: int | None = None  # 1-based
         self.failure: str | None = None
-        self.stop_reason: str | None = None  # "budget" or "interrupted" when asked to stop
+        # "budget" or "interrupted" when asked to stop, "pruned" when the pruner said so
+        self.stop_reason: str | None = None
 
     def restore(self, state: ResumeState) -> None:
         self.history = [dict(row) for row in state.history]
@@ -136,9 +139,12 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         if not math.isfinite(loss):
             self.failure = f"loss became {loss} at epoch {number}"
             self.model.stop_training = True
-        elif self.stop_request is not None and not self.model.stop_training:
-            reason = self.stop_request()
-            if reason is not None and number < self.max_epochs:
+        elif not self.model.stop_training and number < self.max_epochs:
+            # EarlyStopping (earlier in the list) has had its say; the checkpoint is saved
+            reason = self.stop_request() if self.stop_request is not None else None
+            if reason is None and self.should_prune is not None and math.isfinite(value):
+                reason = "pruned" if self.should_prune() else None
+            if reason is not None:
                 self.stop_reason = reason
                 self.model.stop_training = True
         if self.on_epoch is not None:

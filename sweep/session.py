@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import ConfigError, Interrupted, SweepError
+from sweep.errors import ConfigError, Interrupted, SweepError, TrialPrunedError
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
 from sweep.plan import Plan, error_text, load_checked_data, load_space_for
@@ -128,6 +128,10 @@ class Session:
         except Interrupted:
             write_table(self.study, self.table)  # the trial stays RUNNING: resumable
             raise
+        except TrialPrunedError:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            state, error = "pruned", ""
+            self.failures_in_a_row = 0
         except Exception as exc:  # the one place that maps a trial's exception to its state
             error = error_text(exc)
             trial.set_user_attr("error", error)
@@ -193,6 +197,7 @@ def work(
     """Run trials of the plan's study in this process; return why it stopped."""
     import optuna
 
+    from sweep.pruning import make_pruner
     from sweep.samplers import make_sampler
 
     if space is None:
@@ -202,6 +207,7 @@ def work(
     offset = len(study.get_trials(deepcopy=False)) + 7919 * index
     sampler_seed = None if plan.seed is None else plan.seed + offset
     study.sampler = make_sampler(space.settings.sampler, seed=sampler_seed, grid=plan.grid)
+    study.pruner = make_pruner(space.settings.pruner, max_epochs=space.settings.epochs)
     with contextlib.ExitStack() as stack:
         worker = Worker(Path(plan.artifacts))
         stack.callback(worker.close)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib.util
+import inspect
 import math
 import sys
 import traceback
@@ -22,6 +23,8 @@ from sweep.errors import ConfigError
 
 MODES = ("auto", "min", "max")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp")
+PRUNERS = ("none", "median", "percentile", "hyperband", "asha")
+FIRST_TRIALS = ("sampled", "defaults")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +42,9 @@ class Settings:
     start_from_epoch: int = 0
     trials: int = 10
     sampler: str = "tpe"
+    pruner: str = "none"  # Optuna's pruners, checked at each epoch end (see sweep.pruning)
+    first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
+    data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -53,8 +59,16 @@ class SearchSpace:
     name: str
     path: Path
     build_model: Callable[[Any], Any]
-    load_data: Callable[[], Any]
+    load_data: Callable[..., Any]
     settings: Settings
+    fit: Callable[..., Any] | None = None  # a HyperModel's own fit(hp, model, x, y, **kwargs)
+    takes_data_path: bool = False  # load_data(data_path=...)
+    explicit: frozenset[str] = frozenset()  # settings given in SETTINGS or on the command line
+
+    def call_load_data(self) -> Any:
+        if self.takes_data_path:
+            return self.load_data(data_path=self.settings.data_path)
+        return self.load_data()
 
 
 def resolve_space_path(spec: str, *, spaces_dir: Path = Path("search_spaces")) -> Path:
@@ -108,6 +122,15 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             _check(path, name, value, value in MODES, "one of auto, min, max", origin)
         elif name == "sampler":
             _check(path, name, value, value in SAMPLERS, f"one of {', '.join(SAMPLERS)}", origin)
+        elif name == "pruner":
+            _check(path, name, value, value in PRUNERS, f"one of {', '.join(PRUNERS)}", origin)
+        elif name == "first_trial":
+            ok = value in FIRST_TRIALS
+            _check(path, name, value, ok, f"one of {', '.join(FIRST_TRIALS)}", origin)
+        elif name == "data_path":
+            ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
+            _check(path, name, value, ok, "a file path or None", origin)
+            value = None if value is None else str(value)
         elif name in ("epochs", "batch_size", "trials"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
         elif name == "patience":
@@ -168,17 +191,86 @@ def _where(exc: BaseException, path: Path) -> str:
     return f" (line {lines[-1]})" if lines else ""
 
 
+def _hypermodels(module: Any) -> tuple[Any, list[Any]]:
+    """``(the 'hypermodel' attribute, HyperModel instances and subclasses defined in the file)``.
+
+    A file can only define a ``keras_tuner.HyperModel`` if it imported KerasTuner, so a
+    space without one never imports it (or TensorFlow) here.
+    """
+    kt = sys.modules.get("keras_tuner")
+    named = getattr(module, "hypermodel", None)
+    if kt is None:
+        return named, []
+    base = kt.HyperModel
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, base)
+        or (
+            isinstance(value, type)
+            and issubclass(value, base)
+            and value is not base
+            and value.__module__ == module.__name__
+        )
+    ]
+    return named, found
+
+
+def _model_entry(module: Any, origin: str) -> tuple[Callable[[Any], Any], Any]:
+    """``(build(hp), fit(hp, model, x, y, **kwargs) or None)`` from ``build_model`` or a
+    KerasTuner ``HyperModel`` (an instance or a subclass; its ``fit`` only if overridden)."""
+    build_model = getattr(module, "build_model", None)
+    named, found = _hypermodels(module)
+    candidate = named
+    if candidate is None and callable(build_model) and found:
+        candidate = found[0]  # reported as "both" below
+    if candidate is None:
+        instances = [f for f in found if not isinstance(f, type)]
+        pool = instances or found
+        if len(pool) > 1:
+            names = ", ".join(sorted(getattr(f, "__name__", type(f).__name__) for f in pool))
+            raise ConfigError(
+                f"{origin}: expected one KerasTuner HyperModel, found several ({names}); "
+                "say which with hypermodel = MyHyperModel()"
+            )
+        candidate = pool[0] if pool else None
+    if candidate is None:
+        if not callable(build_model):
+            raise ConfigError(
+                f"{origin}: expected a function build_model(hp) returning a compiled "
+                "keras.Model, or a KerasTuner HyperModel (hypermodel = MyHyperModel()), "
+                "found neither; define one in the file"
+            )
+        return build_model, None
+    if callable(build_model):
+        raise ConfigError(
+            f"{origin}: expected build_model(hp) or a HyperModel, found both; keep one of them"
+        )
+    import keras_tuner
+
+    if isinstance(candidate, type) and issubclass(candidate, keras_tuner.HyperModel):
+        try:
+            candidate = candidate()
+        except TypeError as exc:
+            raise ConfigError(
+                f"{origin}: {candidate.__name__}() needs arguments ({exc}); "
+                f"create it in the file: hypermodel = {candidate.__name__}(...)"
+            ) from None
+    if not isinstance(candidate, keras_tuner.HyperModel):
+        raise ConfigError(
+            f"{origin}: expected hypermodel to be a keras_tuner.HyperModel, got "
+            f"{type(candidate).__name__}; subclass keras_tuner.HyperModel"
+        )
+    overridden = type(candidate).fit is not keras_tuner.HyperModel.fit
+    return candidate.build, candidate.fit if overridden else None
+
+
 def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
     """Load and check a search-space file; CLI ``overrides`` win over its ``SETTINGS``."""
     path = resolve_space_path(spec)
     module = _import_file(path)
     origin = f"search space {path}"
-    build_model = getattr(module, "build_model", None)
-    if not callable(build_model):
-        raise ConfigError(
-            f"{origin}: expected a function build_model(hp) returning a compiled keras.Model, "
-            "found none; define it in the file"
-        )
+    build_model, fit = _model_entry(module, origin)
     load_data = getattr(module, "load_data", None)
     if not callable(load_data):
         raise ConfigError(
@@ -193,10 +285,19 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         )
     values = validate_settings(raw, path=path, origin=origin)
     values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
+    takes_path = "data_path" in inspect.signature(load_data).parameters
+    if values.get("data_path") is not None and not takes_path:
+        raise ConfigError(
+            f"{origin}: a data path was given but load_data() takes no data_path parameter; "
+            "define load_data(data_path=None), or drop --data-path"
+        )
     return SearchSpace(
         name=path.stem,
         path=path,
         build_model=build_model,
+        fit=fit,
         load_data=load_data,
+        takes_data_path=takes_path,
         settings=Settings(**values),
+        explicit=frozenset(values),
     )

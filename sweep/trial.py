@@ -20,7 +20,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 from sweep.data import Data, head
-from sweep.errors import ConfigError, Interrupted, MonitorMissingError, TrialFailedError
+from sweep.errors import (
+    ConfigError,
+    Interrupted,
+    MonitorMissingError,
+    TrialFailedError,
+    TrialPrunedError,
+)
 from sweep.feed import epoch_feed
 from sweep.hparams import OptunaHyperParameters, suggest
 from sweep.progress import EpochEvent
@@ -35,7 +41,7 @@ class TrialResult:
     best_epoch: int  # 1-based
     stop_epoch: int  # 1-based: the last epoch trained
     early_stopped: bool
-    stop_reason: str  # early_stopping, max_epochs, budget
+    stop_reason: str  # early_stopping, max_epochs, budget (pruned trials raise)
     keras_best_epoch: int | None  # EarlyStopping's own best_epoch, 1-based (honours min_delta)
     resumed_from: int  # epochs done before this process took the trial over (0: fresh)
     checkpoint: Path
@@ -66,13 +72,57 @@ def build(space: SearchSpace, hp: Any) -> Any:
     return model
 
 
-def logged_keys(model: Any, data: Data) -> list[str]:
-    """The keys Keras logs at the end of an epoch, from one real training step on a few samples."""
+class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
+    """Remembers the keys of the last epoch's logs."""
+
+    keys: list[str] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.keys = sorted(logs or {})
+
+
+def fit_kwargs(space: SearchSpace) -> dict[str, Any]:
+    """What a HyperModel's own ``fit`` gets besides ``x, y``, KerasTuner-style: no batch
+    size unless the settings name one (then the fit must not set it too)."""
+    if "batch_size" in space.explicit:
+        return {"batch_size": space.settings.batch_size}
+    return {}
+
+
+def hypermodel_fit(space: SearchSpace, hp: Any, model: Any, x: Any, y: Any, **kwargs: Any) -> None:
+    """Call the HyperModel's ``fit(hp, model, x, y, **kwargs)``; it must pass ``kwargs`` on
+    to ``model.fit`` (the callbacks record the trial)."""
+    assert space.fit is not None
+    kwargs = {**fit_kwargs(space), **kwargs}
+    try:
+        space.fit(hp, model, x, y, **kwargs)
+    except TypeError as exc:
+        if "multiple values for keyword argument" not in str(exc):
+            raise
+        raise ConfigError(
+            f"search space {space.path}: hypermodel.fit(...) raised TypeError: {exc}; the "
+            "harness passes batch_size only when the settings give one: remove it from "
+            "SETTINGS/--batch-size or from the fit"
+        ) from None
+
+
+def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str]:
+    """The keys Keras logs at the end of an epoch, from one real epoch on a few samples
+    (through the HyperModel's ``fit`` if it has one, which may declare hyperparameters)."""
     n = 8
     x, y = head(data.x_train, n), head(data.y_train, n)
     val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
-    history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
-    return sorted(history.history)
+    if space.fit is None:
+        history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
+        return sorted(history.history)
+    catcher = _LogKeys()
+    hypermodel_fit(space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher])
+    if catcher.keys is None:
+        raise ConfigError(
+            f"search space {space.path}: hypermodel.fit(hp, model, x, y, **kwargs) trained no "
+            "epoch with the callbacks it was given; pass **kwargs on to model.fit"
+        )
+    return catcher.keys
 
 
 def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
@@ -91,14 +141,20 @@ def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
     return "min" if probe.monitor_op is keras.ops.less else "max"
 
 
-def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class Probe:
+    mode: str  # resolved: min or max
+    hyperparameters: list[Any]  # every one seen (the grid sampler needs them)
+    defaults: dict[str, Any]  # the active ones' default values (first_trial = "defaults")
+
+
+def probe_space(space: SearchSpace, data: Data) -> Probe:
     """Build the model once with KerasTuner's default values, before any trial runs.
 
     Checks that ``build_model`` returns a compiled model, trains it for one step on
     a few samples to see the exact keys Keras logs (the monitor must be one of them),
     resolves ``mode``, and checks that every hyperparameter seen maps onto an Optuna
-    distribution. Returns the resolved mode and those hyperparameters (the grid
-    sampler needs them). Any error here is a configuration error: it would fail every
+    distribution. Any error here is a configuration error: it would fail every
     trial.
     """
     import keras_tuner
@@ -107,7 +163,7 @@ def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
     hp = keras_tuner.HyperParameters()
     try:
         model = build(space, hp)
-        keys = logged_keys(model, data)
+        keys = logged_keys(space, hp, model, data)
         monitor = space.settings.monitor
         if monitor not in keys:
             raise MonitorMissingError(
@@ -137,7 +193,7 @@ def probe_space(space: SearchSpace, data: Data) -> tuple[str, list[Any]]:
                 f"search space {space.path}: hyperparameter {h.name!r} is not a valid Optuna "
                 f"range: {exc}; fix its bounds"
             ) from None
-    return mode, list(hp.space)
+    return Probe(mode=mode, hyperparameters=list(hp.space), defaults=dict(hp.values))
 
 
 def stopping_settings(trial: Any, settings: Settings, *, calibration: bool) -> tuple[int, float]:
@@ -197,7 +253,9 @@ def run_trial(
         "calibration": calibration,
         "baseline": settings.baseline,
         "start_from_epoch": settings.start_from_epoch,
-        "batch_size": settings.batch_size,
+        "batch_size": settings.batch_size
+        if space.fit is None
+        else fit_kwargs(space).get("batch_size"),
         "trial_dir": str(trial_dir.resolve()),
         "data_seed": data_seed,
     }.items():
@@ -228,6 +286,7 @@ def run_trial(
         report=lambda value, step: trial.report(value, step),
         on_epoch=on_epoch,
         stop_request=stop_request,
+        should_prune=None if calibration or settings.pruner == "none" else trial.should_prune,
     )
     done = 0
     if state is not None:
@@ -244,42 +303,64 @@ def run_trial(
         state.stopper.stopped_epoch > 0 or state.epochs_done >= settings.epochs
     )
     try:
-        model = build(space, OptunaHyperParameters(trial))
+        hp = OptunaHyperParameters(trial)
+        model = build(space, hp)
         if state is not None:
             load_variables(model, resume.folder / state.variables)
         if not finished_before:
-            feed, steps = epoch_feed(
-                data.x_train,
-                data.y_train,
-                batch_size=settings.batch_size,
-                seed=int(data_seed),
-                initial_epoch=done,
-                epochs=settings.epochs,
-            )
             validation = None if data.x_val is None else (data.x_val, data.y_val)
-            model.fit(
-                feed,
-                steps_per_epoch=steps,
-                initial_epoch=done,
-                validation_data=validation,
-                validation_batch_size=settings.batch_size,
-                epochs=settings.epochs,
-                callbacks=[stopper, recorder],
-                shuffle=False,
-                verbose=0,
-            )
+            if space.fit is not None:  # a HyperModel's own fit: NumPy arrays, KerasTuner-style
+                hypermodel_fit(
+                    space,
+                    hp,
+                    model,
+                    data.x_train,
+                    data.y_train,
+                    validation_data=validation,
+                    initial_epoch=done,
+                    epochs=settings.epochs,
+                    callbacks=[stopper, recorder],
+                    verbose=0,
+                )
+                if recorder.stop_epoch == done:
+                    raise ConfigError(
+                        f"search space {space.path}: hypermodel.fit trained no epoch with the "
+                        "callbacks it was given; pass **kwargs on to model.fit"
+                    )
+            else:
+                feed, steps = epoch_feed(
+                    data.x_train,
+                    data.y_train,
+                    batch_size=settings.batch_size,
+                    seed=int(data_seed),
+                    initial_epoch=done,
+                    epochs=settings.epochs,
+                )
+                model.fit(
+                    feed,
+                    steps_per_epoch=steps,
+                    initial_epoch=done,
+                    validation_data=validation,
+                    validation_batch_size=settings.batch_size,
+                    epochs=settings.epochs,
+                    callbacks=[stopper, recorder],
+                    shuffle=False,
+                    verbose=0,
+                )
     except BaseException:
         _record(trial, recorder, started)
         raise
     _record(trial, recorder, started)
     if recorder.stop_reason == "interrupted":
         raise Interrupted(f"trial {trial.number} interrupted after epoch {recorder.stop_epoch}")
-    resume.remove()
+    resume.remove()  # finished, pruned or failed: nothing left to resume
     if recorder.failure is not None:
         raise TrialFailedError(recorder.failure)
     if recorder.best_epoch is None or recorder.best_score is None:
         raise TrialFailedError(f"monitor {settings.monitor!r} was never a finite number")
     early = stopper.stopped_epoch > 0 and recorder.stop_epoch < settings.epochs
+    if recorder.stop_reason == "pruned":
+        early = False
     reason = recorder.stop_reason or ("early_stopping" if early else "max_epochs")
     keras_best = None if stopper.best is None else stopper.best_epoch + 1
     for key, value in {
@@ -288,6 +369,11 @@ def run_trial(
         "keras_best_epoch": keras_best,
     }.items():
         trial.set_user_attr(key, value)
+    if reason == "pruned":
+        raise TrialPrunedError(
+            f"trial {trial.number} pruned after epoch {recorder.stop_epoch} by the "
+            f"{settings.pruner} pruner"
+        )
     return TrialResult(
         best_score=recorder.best_score,
         best_epoch=recorder.best_epoch,

@@ -84,7 +84,7 @@ def test_missing_build_model(tmp_path: Path) -> None:
         run_space(tmp_path, path),
         tmp_path,
         path=path,
-        words=("build_model(hp)", "found none", "define it"),
+        words=("build_model(hp)", "HyperModel", "found neither", "define one"),
     )
 
 
@@ -421,7 +421,8 @@ def test_snapshot_missing_build_model(tmp_path: Path) -> None:
     _code, _out, err = run_space(tmp_path, path)
     assert err == (
         f"sweep: error: search space {path}: expected a function build_model(hp) returning "
-        "a compiled keras.Model, found none; define it in the file\n"
+        "a compiled keras.Model, or a KerasTuner HyperModel (hypermodel = MyHyperModel()), "
+        "found neither; define one in the file\n"
     )
 
 
