@@ -86,9 +86,7 @@ def _trials(folder: Path, name: str) -> list[Any]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
-def test_guide_hypermodel_runs_unchanged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_guide_hypermodel_runs_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import keras
 
     log = tmp_path / "fit.jsonl"
