@@ -116,7 +116,9 @@ def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str
         history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
         return sorted(history.history)
     catcher = _LogKeys()
-    hypermodel_fit(space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher])
+    hypermodel_fit(
+        space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher], verbose=0
+    )
     if catcher.keys is None:
         raise ConfigError(
             f"search space {space.path}: hypermodel.fit(hp, model, x, y, **kwargs) trained no "
