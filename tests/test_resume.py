@@ -259,3 +259,33 @@ def test_a_live_owner_keeps_its_trial(tmp_path: Path) -> None:
     assert unmarked.number not in [t.number for t in claimed]
     assert Worker(tmp_path).orphans(s) == []  # second is alive and owns it now
     second.close()
+
+
+SLOW_HYPERMODEL = SLOW_SPACE.replace(
+    "def build_model(hp):", "class Slow(keras_tuner.HyperModel):\n  def build(self, hp):"
+).replace("import keras\n", "import keras\nimport keras_tuner\n", 1) + (
+    "\n  def fit(self, hp, model, *args, **kwargs):\n"
+    "    return model.fit(*args, batch_size=hp.Choice('batch_size', [8]), **kwargs)\n"
+)
+
+
+def test_hypermodel_with_its_own_fit_resumes_from_its_last_epoch(tmp_path: Path) -> None:
+    """A HyperModel's fit gets initial_epoch through **kwargs: a killed trial continues at
+    its last committed epoch, with one history row per epoch and a consistent best."""
+    settings = {k: v for k, v in SLOW.items() if k != "batch_size"}
+    source = SLOW_HYPERMODEL.replace("{settings!r}", repr({**settings, "epochs": 6, "trials": 1}))
+    write_space(tmp_path, source=source)
+    proc = start(tmp_path, "--seed", "2")
+    wait_for(proc, lambda: epochs_done(tmp_path, 0) >= 2)
+    kill(proc)
+    out = finish(tmp_path, "--seed", "2").stdout
+    assert "trial 0 was left running by a process that is gone; resuming it" in out
+    (trial,) = study(tmp_path).trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.params["batch_size"] == 8
+    assert trial.user_attrs["resumed_from"] >= 2
+    stop = trial.user_attrs["stop_epoch"]
+    assert sorted(trial.intermediate_values) == list(range(1, stop + 1))
+    assert_whole_files(tmp_path)  # history.csv epochs are 1..stop_epoch, no repeats
+    steps = trial.intermediate_values
+    assert trial.user_attrs["best_epoch"] == min(steps, key=lambda e: (steps[e], e))
