@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import ConfigError
+from sweep.hypermodel import model_entry
 
 MODES = ("auto", "min", "max")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp")
@@ -191,86 +192,12 @@ def _where(exc: BaseException, path: Path) -> str:
     return f" (line {lines[-1]})" if lines else ""
 
 
-def _hypermodels(module: Any) -> tuple[Any, list[Any]]:
-    """``(the 'hypermodel' attribute, HyperModel instances and subclasses defined in the file)``.
-
-    A file can only define a ``keras_tuner.HyperModel`` if it imported KerasTuner, so a
-    space without one never imports it (or TensorFlow) here.
-    """
-    kt = sys.modules.get("keras_tuner")
-    named = getattr(module, "hypermodel", None)
-    if kt is None:
-        return named, []
-    base = kt.HyperModel
-    found = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, base)
-        or (
-            isinstance(value, type)
-            and issubclass(value, base)
-            and value is not base
-            and value.__module__ == module.__name__
-        )
-    ]
-    return named, found
-
-
-def _model_entry(module: Any, origin: str) -> tuple[Callable[[Any], Any], Any]:
-    """``(build(hp), fit(hp, model, x, y, **kwargs) or None)`` from ``build_model`` or a
-    KerasTuner ``HyperModel`` (an instance or a subclass; its ``fit`` only if overridden)."""
-    build_model = getattr(module, "build_model", None)
-    named, found = _hypermodels(module)
-    candidate = named
-    if candidate is None and callable(build_model) and found:
-        candidate = found[0]  # reported as "both" below
-    if candidate is None:
-        instances = [f for f in found if not isinstance(f, type)]
-        pool = instances or found
-        if len(pool) > 1:
-            names = ", ".join(sorted(getattr(f, "__name__", type(f).__name__) for f in pool))
-            raise ConfigError(
-                f"{origin}: expected one KerasTuner HyperModel, found several ({names}); "
-                "say which with hypermodel = MyHyperModel()"
-            )
-        candidate = pool[0] if pool else None
-    if candidate is None:
-        if not callable(build_model):
-            raise ConfigError(
-                f"{origin}: expected a function build_model(hp) returning a compiled "
-                "keras.Model, or a KerasTuner HyperModel (hypermodel = MyHyperModel()), "
-                "found neither; define one in the file"
-            )
-        return build_model, None
-    if callable(build_model):
-        raise ConfigError(
-            f"{origin}: expected build_model(hp) or a HyperModel, found both; keep one of them"
-        )
-    import keras_tuner
-
-    if isinstance(candidate, type) and issubclass(candidate, keras_tuner.HyperModel):
-        try:
-            candidate = candidate()
-        except TypeError as exc:
-            raise ConfigError(
-                f"{origin}: {candidate.__name__}() needs arguments ({exc}); "
-                f"create it in the file: hypermodel = {candidate.__name__}(...)"
-            ) from None
-    if not isinstance(candidate, keras_tuner.HyperModel):
-        raise ConfigError(
-            f"{origin}: expected hypermodel to be a keras_tuner.HyperModel, got "
-            f"{type(candidate).__name__}; subclass keras_tuner.HyperModel"
-        )
-    overridden = type(candidate).fit is not keras_tuner.HyperModel.fit
-    return candidate.build, candidate.fit if overridden else None
-
-
 def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
     """Load and check a search-space file; CLI ``overrides`` win over its ``SETTINGS``."""
     path = resolve_space_path(spec)
     module = _import_file(path)
     origin = f"search space {path}"
-    build_model, fit = _model_entry(module, origin)
+    build_model, fit = model_entry(module, origin)
     load_data = getattr(module, "load_data", None)
     if not callable(load_data):
         raise ConfigError(

@@ -29,6 +29,7 @@ from sweep.errors import (
 )
 from sweep.feed import epoch_feed
 from sweep.hparams import OptunaHyperParameters, suggest
+from sweep.hypermodel import fit_kwargs, hypermodel_fit
 from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, missing_monitor_message
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_variables
@@ -79,31 +80,6 @@ class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.keys = sorted(logs or {})
-
-
-def fit_kwargs(space: SearchSpace) -> dict[str, Any]:
-    """What a HyperModel's own ``fit`` gets besides ``x, y``, KerasTuner-style: no batch
-    size unless the settings name one (then the fit must not set it too)."""
-    if "batch_size" in space.explicit:
-        return {"batch_size": space.settings.batch_size}
-    return {}
-
-
-def hypermodel_fit(space: SearchSpace, hp: Any, model: Any, x: Any, y: Any, **kwargs: Any) -> None:
-    """Call the HyperModel's ``fit(hp, model, x, y, **kwargs)``; it must pass ``kwargs`` on
-    to ``model.fit`` (the callbacks record the trial)."""
-    assert space.fit is not None
-    kwargs = {**fit_kwargs(space), **kwargs}
-    try:
-        space.fit(hp, model, x, y, **kwargs)
-    except TypeError as exc:
-        if "multiple values for keyword argument" not in str(exc):
-            raise
-        raise ConfigError(
-            f"search space {space.path}: hypermodel.fit(...) raised TypeError: {exc}; the "
-            "harness passes batch_size only when the settings give one: remove it from "
-            "SETTINGS/--batch-size or from the fit"
-        ) from None
 
 
 def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str]:

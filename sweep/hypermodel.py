@@ -1,0 +1,115 @@
+"""KerasTuner HyperModels as search spaces: finding one in a space file, and calling
+its own ``fit(hp, model, x, y, **kwargs)`` the way KerasTuner's ``search`` does.
+
+Nothing here imports KerasTuner (or TensorFlow) unless the space file already did.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sweep.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sweep.space import SearchSpace
+
+
+def _hypermodels(module: Any) -> tuple[Any, list[Any]]:
+    """``(the 'hypermodel' attribute, HyperModel instances and subclasses defined in the file)``.
+
+    A file can only define a ``keras_tuner.HyperModel`` if it imported KerasTuner, so a
+    space without one never imports it (or TensorFlow) here.
+    """
+    kt = sys.modules.get("keras_tuner")
+    named = getattr(module, "hypermodel", None)
+    if kt is None:
+        return named, []
+    base = kt.HyperModel
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, base)
+        or (
+            isinstance(value, type)
+            and issubclass(value, base)
+            and value is not base
+            and value.__module__ == module.__name__
+        )
+    ]
+    return named, found
+
+
+def model_entry(module: Any, origin: str) -> tuple[Callable[[Any], Any], Any]:
+    """``(build(hp), fit(hp, model, x, y, **kwargs) or None)`` from ``build_model`` or a
+    KerasTuner ``HyperModel`` (an instance or a subclass; its ``fit`` only if overridden)."""
+    build_model = getattr(module, "build_model", None)
+    named, found = _hypermodels(module)
+    candidate = named
+    if candidate is None and callable(build_model) and found:
+        candidate = found[0]  # reported as "both" below
+    if candidate is None:
+        instances = [f for f in found if not isinstance(f, type)]
+        pool = instances or found
+        if len(pool) > 1:
+            names = ", ".join(sorted(getattr(f, "__name__", type(f).__name__) for f in pool))
+            raise ConfigError(
+                f"{origin}: expected one KerasTuner HyperModel, found several ({names}); "
+                "say which with hypermodel = MyHyperModel()"
+            )
+        candidate = pool[0] if pool else None
+    if candidate is None:
+        if not callable(build_model):
+            raise ConfigError(
+                f"{origin}: expected a function build_model(hp) returning a compiled "
+                "keras.Model, or a KerasTuner HyperModel (hypermodel = MyHyperModel()), "
+                "found neither; define one in the file"
+            )
+        return build_model, None
+    if callable(build_model):
+        raise ConfigError(
+            f"{origin}: expected build_model(hp) or a HyperModel, found both; keep one of them"
+        )
+    import keras_tuner
+
+    if isinstance(candidate, type) and issubclass(candidate, keras_tuner.HyperModel):
+        try:
+            candidate = candidate()
+        except TypeError as exc:
+            raise ConfigError(
+                f"{origin}: {candidate.__name__}() needs arguments ({exc}); "
+                f"create it in the file: hypermodel = {candidate.__name__}(...)"
+            ) from None
+    if not isinstance(candidate, keras_tuner.HyperModel):
+        raise ConfigError(
+            f"{origin}: expected hypermodel to be a keras_tuner.HyperModel, got "
+            f"{type(candidate).__name__}; subclass keras_tuner.HyperModel"
+        )
+    overridden = type(candidate).fit is not keras_tuner.HyperModel.fit
+    return candidate.build, candidate.fit if overridden else None
+
+
+def fit_kwargs(space: SearchSpace) -> dict[str, Any]:
+    """What a HyperModel's own ``fit`` gets besides ``x, y``, KerasTuner-style: no batch
+    size unless the settings name one (then the fit must not set it too)."""
+    if "batch_size" in space.explicit:
+        return {"batch_size": space.settings.batch_size}
+    return {}
+
+
+def hypermodel_fit(space: SearchSpace, hp: Any, model: Any, x: Any, y: Any, **kwargs: Any) -> None:
+    """Call the HyperModel's ``fit(hp, model, x, y, **kwargs)``; it must pass ``kwargs`` on
+    to ``model.fit`` (the callbacks record the trial)."""
+    assert space.fit is not None
+    kwargs = {**fit_kwargs(space), **kwargs}
+    try:
+        space.fit(hp, model, x, y, **kwargs)
+    except TypeError as exc:
+        if "multiple values for keyword argument" not in str(exc):
+            raise
+        raise ConfigError(
+            f"search space {space.path}: hypermodel.fit(...) raised TypeError: {exc}; the "
+            "harness passes batch_size only when the settings give one: remove it from "
+            "SETTINGS/--batch-size or from the fit"
+        ) from None
