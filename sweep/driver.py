@@ -173,7 +173,10 @@ def _run(
             signals.restore()
         stopped_because = "time budget spent" if "time budget spent" in reasons else reasons[0]
     else:
-        stopped_because = work(plan, both, space=space, data=data)
+        from sweep.parallel import start_up_frozen
+
+        with start_up_frozen():
+            stopped_because = work(plan, both, space=space, data=data)
     write_table(study, table)
     rows = table_rows(study)
     from sweep.export import best_on_test
@@ -238,6 +241,9 @@ def join_sweep(
                 from sweep.parallel import limit_threads
 
                 limit_threads(threads)
-            why = work(plan, both)
+            from sweep.parallel import start_up_frozen
+
+            with start_up_frozen():
+                why = work(plan, both)
         both.message(f"worker done: {finished(opened)}/{plan.target} trials finished ({why})")
         return why

@@ -10,10 +10,11 @@ the study for the live display.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,26 @@ def limit_threads(threads: int) -> None:
         pass  # a reused worker process: it was set by the first task
 
 
+@contextlib.contextmanager
+def start_up_frozen() -> Iterator[None]:
+    """While trials run, leave what start-up made (TensorFlow's and Optuna's modules, the
+    data, the study) out of the garbage collector's full collections.
+
+    Keras' ``clear_session()`` runs a full collection before every trial, and a full
+    collection walks every object in the process: about half a million once TensorFlow,
+    SQLAlchemy and Optuna are imported, 0.25 s a trial on 2 cores. Frozen (``gc.freeze``)
+    they are skipped, and it takes about 0.02 s. They are unfrozen when the trials end,
+    so whatever of them became garbage meanwhile is collected then, and a process that
+    goes on (a test, a notebook) collects as before.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def worker_entry(plan: Plan, index: int, threads: int) -> str:
     """What each worker process runs: load once, then trials until the study is done."""
     from sweep.progress import PlainProgress
@@ -49,7 +70,8 @@ def worker_entry(plan: Plan, index: int, threads: int) -> str:
     quiet_optuna()
     with (Path(plan.results) / "sweep.log").open("a", encoding="utf-8") as log:
         progress = PlainProgress(log, epochs=True, prefix=f"[w{index}] ")
-        return work(plan, progress, index=index)
+        with start_up_frozen():
+            return work(plan, progress, index=index)
 
 
 def run_parallel(
