@@ -1,0 +1,96 @@
+"""All four benchmark tables in one run: overhead against what users would use instead,
+epochs saved by early stopping, parallel throughput, and start-up.
+
+    pip install -e '.[bench]'          # KerasTuner's search needs tensorboard
+    python benchmarks/run_all.py       # about 13 minutes on 2 cores
+    python benchmarks/run_all.py --quick      # every code path in a few minutes, for development
+
+Every number printed is measured in this run. Progress goes to stderr, the tables to
+stdout (Markdown, as in the README's Performance section).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from epochs_saved import format_epochs_saved, run_full, study_facts
+from fixed_trials import Setup
+from overhead import format_overhead, per_trial_overhead, run_all_ways
+from parallel import format_parallel, measure_parallel
+from startup import format_startup, measure_startup
+
+
+def environment() -> str:
+    packages = ["tensorflow", "keras", "keras-tuner", "optuna"]
+    found = ", ".join(f"{p} {version(p)}" for p in packages)
+    return f"{os.cpu_count()} cores, Python {platform.python_version()}, {found}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=2, help="repetitions of tables 1 and 3")
+    parser.add_argument("--quick", action="store_true", help="5 epochs, 1 repetition")
+    parser.add_argument("--workdir", type=Path, help="keep every run's files here")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    repeats = 1 if args.quick else args.repeats
+    setup = Setup(epochs=5) if args.quick else Setup()
+    spent: dict[str, float] = {}
+    sys.stdout.write(
+        f"`python benchmarks/run_all.py{' '.join(['', *sys.argv[1:]])}` on {environment()}\n\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.workdir or Path(tmp)
+
+        clock = time.perf_counter()
+        runs = run_all_ways(setup, repeats, folder / "overhead")
+        print(format_overhead(runs, setup) + "\n\n" + per_trial_overhead(runs) + "\n", flush=True)
+        spent["table 1"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        early_run = runs["b"][-1]
+        assert early_run.study is not None
+        early = study_facts(early_run.study.parent, early_run.study.name)
+        full_wall, full = run_full(setup, folder / "full", len(early))
+        table2 = format_epochs_saved(
+            setup, early, full, early_wall=early_run.measured.wall, full_wall=full_wall
+        )
+        print(table2 + "\n", flush=True)
+        spent["table 2"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        print(format_parallel(measure_parallel(repeats, folder / "parallel")) + "\n", flush=True)
+        spent["table 3"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        times, heavy = measure_startup(
+            early_run.study.name, early_run.study.parent, 3 if args.quick else 5
+        )
+        first_epoch = {
+            "`sweep run`: to the first epoch's start (table 1's (b) runs)": [
+                r.phases["to first fit"] for r in runs["b"]
+            ],
+            "`sweep run`: to the end of the first epoch": [
+                r.phases["first epoch end"] for r in runs["b"]
+            ],
+            "plain Keras loop (a): to the end of the first epoch": [
+                r.phases["first epoch end"] for r in runs["a"]
+            ],
+        }
+        print(format_startup(times, heavy, first_epoch) + "\n", flush=True)
+        spent["table 4"] = time.perf_counter() - clock
+
+    total = time.perf_counter() - started
+    parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in spent.items())
+    print(f"Whole run: {total / 60:.1f} minutes ({parts}).")
+
+
+if __name__ == "__main__":
+    main()
