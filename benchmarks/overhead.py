@@ -17,6 +17,7 @@ harness' per-trial overhead against (a') with its parts.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
@@ -140,10 +141,18 @@ def kerastuner_configs(project: Path) -> list[tuple[Any, ...]]:
 def run_all_ways(
     setup: Setup, repeats: int, folder: Path, only: list[str] | None = None
 ) -> dict[str, list[Run]]:
+    ways = [w for w in WAYS if only is None or w.key in only]
+    if (
+        any(w.name == "kerastuner" for w in ways)
+        and importlib.util.find_spec("tensorboard") is None
+    ):
+        raise SystemExit(
+            "KerasTuner's search imports tensorboard, which is not installed; "
+            "pip install -e '.[bench]' (sweep itself does not need it)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     order_file = folder / "schedule.json"
     order_file.write_text(json.dumps(schedule(setup.seed)))
-    ways = [w for w in WAYS if only is None or w.key in only]
     runs: dict[str, list[Run]] = {w.key: [] for w in ways}
     for r in range(repeats):
         for way in ways if r % 2 == 0 else ways[::-1]:  # alternate the order
@@ -167,7 +176,7 @@ def format_overhead(runs: dict[str, list[Run]], setup: Setup) -> str:
     wall_a = median([r.measured.wall for r in base])
     cpu_a = median([r.measured.cpu for r in base])
     rows = []
-    for way in WAYS:
+    for way in (w for w in WAYS if w.key in runs):
         rs = runs[way.key]
         wall = median([r.measured.wall for r in rs])
         cpu = median([r.measured.cpu for r in rs])
@@ -204,7 +213,7 @@ def format_overhead(runs: dict[str, list[Run]], setup: Setup) -> str:
 def format_phases(runs: dict[str, list[Run]]) -> str:
     names = ["to first fit", "training", "epoch-end work", "between fits", "after last fit"]
     rows = []
-    for way in WAYS:
+    for way in (w for w in WAYS if w.key in runs):
         rs = runs[way.key]
         rows.append(
             [f"({way.key})"]
@@ -285,10 +294,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="keep every run's files here")
+    parser.add_argument("--ways", help="only these, e.g. \"a',b\" (the tables need a, a', b)")
     args = parser.parse_args()
     setup = Setup(seed=args.seed, epochs=args.epochs, patience=args.patience)
+    only = None if args.ways is None else args.ways.split(",")
+    if only is not None and not {"a", "a'", "b"} <= set(only):
+        parser.error(f"--ways must include a, a' and b, got {args.ways}")
     with tempfile.TemporaryDirectory() as tmp:
-        runs = run_all_ways(setup, args.repeats, args.workdir or Path(tmp))
+        runs = run_all_ways(setup, args.repeats, args.workdir or Path(tmp), only)
         print(format_overhead(runs, setup) + "\n\n" + per_trial_overhead(runs))
 
 
