@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from conftest import run_cli, write_space
+from test_trial_semantics import reload_score, validation_arrays
 
 # Written the way the KerasTuner guide writes a HyperModel ("Getting started" and
 # "Tune model training": a Choice-controlled branch under conditional_scope, and a fit
@@ -87,7 +87,6 @@ def _trials(folder: Path, name: str) -> list[Any]:
 
 
 def test_guide_hypermodel_runs_unchanged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import keras
 
     log = tmp_path / "fit.jsonl"
     monkeypatch.setenv("FIT_LOG", str(log))
@@ -121,15 +120,8 @@ def test_guide_hypermodel_runs_unchanged(tmp_path: Path, monkeypatch: pytest.Mon
         assert "batch_size" not in call["kwargs"]  # the fit chooses it
     # the best checkpoint is the model that scored best_score on the validation data
     best = max(trials, key=lambda t: t.user_attrs["best_score"])
-    model = keras.saving.load_model(best.user_attrs["checkpoint"])
-    from sweep.data import train_validation_split
-
-    rng = np.random.default_rng(0)
-    centers = rng.normal(0.0, 2.0, size=(3, 8))
-    y = rng.integers(0, 3, size=240)
-    x = (centers[y] + rng.normal(0.0, 1.5, size=(240, 8))).astype("float32")
-    _, (xv, yv) = train_validation_split(x, keras.utils.to_categorical(y, 3), 0.2)
-    score = model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
+    xv, yv = validation_arrays(space)
+    score = reload_score(best.user_attrs["checkpoint"], "val_accuracy", xv, yv)
     assert score == pytest.approx(best.user_attrs["best_score"], abs=1e-6)
     code, table, _ = run_cli("table", "guide", "--format", "csv", cwd=tmp_path)
     assert code == 0 and "param_batch_size" in table and "param_wide_units" in table

@@ -11,9 +11,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from conftest import run_cli, write_space
+from test_trial_semantics import reload_score, validation_arrays
 
 SETTINGS: dict[str, Any] = {
     "monitor": "val_loss",
@@ -31,21 +31,8 @@ def _study(folder: Path, name: str) -> Any:
     return optuna.load_study(study_name=name, storage=storage)
 
 
-def _validation() -> tuple[np.ndarray, np.ndarray]:
-    """The tiny space's validation data (tests/conftest.py TINY_SPACE, split 0.25)."""
-    from sweep.data import train_validation_split
-
-    rng = np.random.default_rng(0)
-    centers = rng.normal(0.0, 2.0, size=(3, 8))
-    y = rng.integers(0, 3, size=240)
-    x = (centers[y] + rng.normal(0.0, 1.5, size=(240, 8))).astype("float32")
-    _, val = train_validation_split(x, y.astype("int64"), 0.25)
-    return val
-
-
 @pytest.mark.slow
 def test_median_pruner_prunes_and_pruned_trials_keep_their_best(tmp_path: Path) -> None:
-    import keras
 
     space = write_space(tmp_path, settings=SETTINGS)
     code, out, err = run_cli(
@@ -59,7 +46,7 @@ def test_median_pruner_prunes_and_pruned_trials_keep_their_best(tmp_path: Path) 
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     assert pruned, f"nothing was pruned: {states}"
     assert set(states) <= {"COMPLETE", "PRUNED"}
-    x_val, y_val = _validation()
+    x_val, y_val = validation_arrays(space)
     for t in pruned:
         attrs = t.user_attrs
         steps = t.intermediate_values
@@ -72,8 +59,7 @@ def test_median_pruner_prunes_and_pruned_trials_keep_their_best(tmp_path: Path) 
         rows = list(csv.DictReader((folder / "history.csv").open()))
         assert [int(float(r["epoch"])) for r in rows] == list(range(1, attrs["stop_epoch"] + 1))
         assert not (folder / "resume").exists()  # pruned is final: nothing to resume
-        model = keras.saving.load_model(attrs["checkpoint"])
-        loss = model.evaluate(x_val, y_val, verbose=0, return_dict=True)["loss"]
+        loss = reload_score(attrs["checkpoint"], "val_loss", x_val, y_val)
         assert loss == pytest.approx(attrs["best_score"], rel=1e-5)
         assert f"trial {t.number} pruned: best val_loss=" in out
     code, table, _ = run_cli("table", "tiny", "--format", "csv", cwd=tmp_path)
