@@ -179,3 +179,46 @@ def test_storage_file_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.Mo
     assert code == 2 and "found an empty line; write the URL there" in err
     code, _, err = run_cli("worker", "tiny", cwd=tmp_path)
     assert code == 2 and "--storage-file PATH or the SWEEP_STORAGE environment variable" in err
+
+
+def modes(folder: Path) -> dict[str, int]:
+    """The permission bits of a study's files: the table, a checkpoint, a history, ..."""
+    found = {}
+    for pattern in ["trials.csv", "trials/0/best.keras", "trials/0/history.csv"]:
+        found[pattern] = (folder / pattern).stat().st_mode & 0o777
+    for pattern in ["report.html", "study.db", "sweep.log"]:
+        if (folder / pattern).exists():
+            found[pattern] = (folder / pattern).stat().st_mode & 0o777
+    return found
+
+
+def test_written_files_follow_the_umask_022(finished_sweep: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)  # this process's umask, the one the session's sweep ran with
+    os.umask(umask)
+    found = modes(finished_sweep / "results" / "tiny")
+    assert found == dict.fromkeys(found, 0o666 & ~umask)
+    assert umask != 0o022 or set(found.values()) == {0o644}
+
+
+def test_written_files_follow_the_umask_027(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    space = write_space(tmp_path, settings={"trials": 1, "epochs": 2})
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for argv in (["run", str(space)], ["report", "tiny"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "sweep", *argv],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            umask=0o027,
+        )
+        assert done.returncode == 0, done.stderr
+    found = modes(tmp_path / "results" / "tiny")
+    assert len(found) == 6 and found == dict.fromkeys(found, 0o640)
