@@ -149,15 +149,16 @@ def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from sweep.results import columns, display_cell
 
     cols = [c for c in columns(rows) if c != "checkpoint"]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for c in cols:
-        table.add_column(c.removeprefix("param_"), no_wrap=True)
+    for c in cols:  # Text: names and values as they are, never read as rich markup
+        table.add_column(Text(c.removeprefix("param_")), no_wrap=True)
     for row in rows:
-        table.add_row(*(display_cell(row.get(c)) for c in cols))
+        table.add_row(*(Text(display_cell(row.get(c))) for c in cols))
     wide = None if out.isatty() else 10_000  # a pipe or file gets whole lines
     Console(file=out, width=wide, soft_wrap=False).print(table)
     if not rows:

@@ -222,3 +222,56 @@ def test_written_files_follow_the_umask_027(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
     found = modes(tmp_path / "results" / "tiny")
     assert len(found) == 6 and found == dict.fromkeys(found, 0o640)
+
+
+BRACKETS_SPACE = """
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+SETTINGS = {settings!r}
+
+
+def load_data():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    return x, (x[:, 0] > 0).astype("float32")
+
+
+def build_model(hp):
+    hp.Choice("where", ["[/x]", "[bold]y"])
+    # build 1 is the pre-flight check, build 2 trial 0; trial 1 fails, as a missing
+    # file would, with brackets in its message
+    counter = Path(__file__).with_name("builds.txt")
+    n = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(n))
+    if n > 2:
+        raise OSError("cannot open [/data/x.npz] [bold]")
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1, "sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+"""
+
+
+def test_text_with_square_brackets_is_shown_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_overnight import ANSI, run_here_on_terminal
+
+    monkeypatch.setenv("TERM", "xterm")
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = {"trials": 2, "epochs": 2, "sampler": "grid"}
+    space = write_space(tmp_path, name="brackets", source=BRACKETS_SPACE, settings=settings)
+    code, raw = run_here_on_terminal("run", str(space), cwd=tmp_path)
+    assert code == 0, raw
+    screen = ANSI.sub("", raw).replace("\r", "")
+    assert "\x1b[" in raw  # the live display was drawn
+    assert "failed after" in screen and "OSError: cannot open [/data/x.npz] [bold]" in screen
+    code, table, err = run_cli("table", "brackets", cwd=tmp_path)
+    assert code == 0, err
+    assert "cannot open [/data/x.npz] [bold]" in table
+    assert "[/x]" in table and "[bold]y" in table  # both grid values, as they are
