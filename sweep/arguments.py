@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from sweep import __version__
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
+from sweep.plan import SEED_LIMIT
 from sweep.space import MODES, PRUNERS, SAMPLERS
 
 
@@ -30,6 +31,18 @@ def _int(minimum: int) -> Any:
         return value
 
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {SEED_LIMIT - 1} (2**32 - 1), got {text!r}"
+        )
+    return value
 
 
 def _float(text: str) -> float:
@@ -181,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first N trials train to max_epochs (no early stopping), for sweep compare",
     )
     run.add_argument("--timeout", type=_duration, default=None, help="budget: 90s, 30m, 8h")
-    run.add_argument("--seed", type=_int(0), default=None, help="seed for sampler and trials")
+    run.add_argument(
+        "--seed", type=_seed, default=None, help="seed for sampler and trials (0 .. 2**32 - 1)"
+    )
     run.add_argument(
         "--deterministic",
         action="store_true",

@@ -18,6 +18,12 @@ from sweep.space import SearchSpace, load_space
 from sweep.storage import check_study_name, open_storage
 
 PLAN_ATTR = "sweep_plan"
+SEED_LIMIT = 2**32  # seeds are 0 .. 2**32 - 1 (NumPy's, and so Keras')
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial ``number`` of a sweep seeded with ``seed``: in range for any pair."""
+    return (seed + number) % SEED_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, write_space
 
+from sweep.durations import parse_duration
 from sweep.errors import ConfigError
 from sweep.storage import check_study_name, redact, redact_text
 
@@ -275,3 +276,44 @@ def test_text_with_square_brackets_is_shown_as_it_is(
     assert code == 0, err
     assert "cannot open [/data/x.npz] [bold]" in table
     assert "[/x]" in table and "[bold]y" in table  # both grid values, as they are
+
+
+def test_the_largest_seed_seeds_every_trial(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from sweep.plan import trial_seed
+
+    assert trial_seed(2**32 - 1, 0) == 2**32 - 1 and trial_seed(2**32 - 1, 1) == 0
+    space = write_space(tmp_path, settings={"trials": 2, "epochs": 1})
+    code, _, err = run_cli("run", str(space), "--seed", "4294967295", cwd=tmp_path)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "results/tiny/trials.csv").read_text())))
+    assert [r["state"] for r in rows] == ["complete", "complete"], rows
+
+
+@pytest.mark.parametrize(
+    "flag, shown",
+    [
+        ("--seed=4294967296", "argument --seed: expected a whole number from 0 to 4294967295"),
+        ("--seed=-1", "argument --seed: expected a whole number from 0 to 4294967295"),
+        ("--seed=1e3", "argument --seed: expected a whole number from 0 to 4294967295"),
+        ("--timeout=nan", "argument --timeout: expected a finite duration like 90s, 30m or 8h"),
+        ("--timeout=inf", "argument --timeout: expected a finite duration like 90s, 30m or 8h"),
+        ("--timeout=-inf", "argument --timeout: expected a finite duration like 90s, 30m or 8h"),
+        ("--timeout=1e999", "argument --timeout: expected a finite duration like 90s, 30m or 8h"),
+    ],
+)
+def test_seeds_and_budgets_out_of_range_are_usage_errors(
+    tmp_path: Path, flag: str, shown: str
+) -> None:
+    space = write_space(tmp_path)
+    code, _, err = run_cli("run", str(space), flag, cwd=tmp_path)
+    assert code == 2 and err.startswith(f"sweep: error: {shown}") and err.count("\n") == 1
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "1e999", "Infinity"])
+def test_a_duration_is_finite(text: str) -> None:
+    with pytest.raises(ConfigError, match=f"expected a finite duration .* got '{text}'; leave"):
+        parse_duration(text)
