@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from sweep import __version__
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
+from sweep.plan import SEED_LIMIT
 from sweep.space import MODES, PRUNERS, SAMPLERS
 
 
@@ -30,6 +31,18 @@ def _int(minimum: int) -> Any:
         return value
 
     return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to {SEED_LIMIT - 1} (2**32 - 1), got {text!r}"
+        )
+    return value
 
 
 def _float(text: str) -> float:
@@ -117,10 +130,24 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
 ]
 
 
+def _storage_args(p: argparse.ArgumentParser, default: str) -> None:
+    """--storage URL or --storage-file PATH (not both); else $SWEEP_STORAGE, else the default."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--storage", default=None, help=f"Optuna storage URL (default: {default})")
+    group.add_argument(
+        "--storage-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="read the storage URL from this file's first line (keeps a password off the "
+        "command line; or set SWEEP_STORAGE)",
+    )
+
+
 def _study_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("study", help="study name (a folder under --results)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results folder")
-    p.add_argument("--storage", default=None, help="Optuna storage URL (default: the study.db)")
+    _storage_args(p, "$SWEEP_STORAGE, else the study.db")
 
 
 def _parallel_args(p: argparse.ArgumentParser) -> None:
@@ -167,14 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the first N trials train to max_epochs (no early stopping), for sweep compare",
     )
     run.add_argument("--timeout", type=_duration, default=None, help="budget: 90s, 30m, 8h")
-    run.add_argument("--seed", type=_int(0), default=None, help="seed for sampler and trials")
+    run.add_argument(
+        "--seed", type=_seed, default=None, help="seed for sampler and trials (0 .. 2**32 - 1)"
+    )
     run.add_argument(
         "--deterministic",
         action="store_true",
         help="Keras seed + TensorFlow op determinism (seed defaults to 0)",
     )
     run.add_argument("--study", default=None, help="study name (default: the space's name)")
-    run.add_argument("--storage", default=None, help="Optuna storage URL (default: SQLite)")
+    _storage_args(run, "$SWEEP_STORAGE, else SQLite")
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     run.add_argument(
         "--max-failures",
@@ -219,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="join a study made by 'sweep run --storage URL' and run its trials"
     )
     worker.add_argument("study", help="study name")
-    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL")
+    _storage_args(worker, "$SWEEP_STORAGE; one of the three is needed")
     worker.add_argument("--results", type=Path, default=Path("results"), help="log and table")
     worker.add_argument(
         "--artifacts",

@@ -14,7 +14,8 @@ from typing import Any, TextIO
 
 from sweep.arguments import SETTING_FLAGS, build_parser
 from sweep.durations import format_duration
-from sweep.errors import SweepError
+from sweep.errors import ConfigError, SweepError
+from sweep.storage import redact_text, storage_from
 
 EXIT_INTERRUPTED = 130
 
@@ -78,7 +79,13 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import join_sweep
     from sweep.progress import PlainProgress
+    from sweep.storage import STORAGE_ENV
 
+    if args.storage is None:
+        raise ConfigError(
+            f"sweep worker: expected the study's storage URL (--storage URL, --storage-file "
+            f"PATH or the {STORAGE_ENV} environment variable), got none; give one of them"
+        )
     join_sweep(
         args.study,
         storage=args.storage,
@@ -142,15 +149,16 @@ def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     from rich import box
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from sweep.results import columns, display_cell
 
     cols = [c for c in columns(rows) if c != "checkpoint"]
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    for c in cols:
-        table.add_column(c.removeprefix("param_"), no_wrap=True)
+    for c in cols:  # Text: names and values as they are, never read as rich markup
+        table.add_column(Text(c.removeprefix("param_")), no_wrap=True)
     for row in rows:
-        table.add_row(*(display_cell(row.get(c)) for c in cols))
+        table.add_row(*(Text(display_cell(row.get(c))) for c in cols))
     wide = None if out.isatty() else 10_000  # a pipe or file gets whole lines
     Console(file=out, width=wide, soft_wrap=False).print(table)
     if not rows:
@@ -223,8 +231,10 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    storage: str | None = None  # whose passwords no error line may show
     try:
         args = build_parser().parse_args(argv)
+        storage = args.storage = storage_from(args.storage, args.storage_file)
         commands = {
             "run": _cmd_run,
             "worker": _cmd_worker,
@@ -237,7 +247,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         command = commands[args.command]
         return command(args, out)
     except SweepError as exc:
-        sys.stderr.write(f"sweep: error: {exc}\n")
+        text = str(exc) if storage is None else redact_text(str(exc), storage)
+        sys.stderr.write(f"sweep: error: {text}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("sweep: interrupted\n")

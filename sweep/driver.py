@@ -15,7 +15,13 @@ from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepS
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import load_space, resolve_space_path
-from sweep.storage import default_storage_url, redact, study_dir
+from sweep.storage import (
+    check_study_name,
+    default_storage_url,
+    redact,
+    redact_text,
+    study_dir,
+)
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
@@ -62,9 +68,13 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     """
     started = time.time()
     progress = progress or NullProgress()
+    if options.study is not None:
+        name = check_study_name(options.study)
+    else:
+        space_file = resolve_space_path(options.space)
+        name = check_study_name(space_file.stem, space_file=space_file)
     import_tensorflow_quietly()
     quiet_optuna()
-    name = options.study or resolve_space_path(options.space).stem
     folder = study_dir(options.results_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "sweep.log").open("a", encoding="utf-8") as log:
@@ -72,9 +82,8 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
         try:
             summary = _run(options, progress, logged, name, folder, started)
         except (SweepError, KeyboardInterrupt) as exc:
-            logged.message(
-                f"sweep stopped: {exc if isinstance(exc, SweepError) else 'interrupted'}"
-            )
+            why = str(exc) if isinstance(exc, SweepError) else "interrupted"
+            logged.message(f"sweep stopped: {redact_text(why, options.storage or '')}")
             raise
         ended = f"sweep ended: {summary.finished}/{summary.target} trials finished"
         ended += f" ({summary.stopped_because})"
@@ -214,6 +223,7 @@ def join_sweep(
     from sweep.plan import load_plan
     from sweep.storage import load_existing_study
 
+    check_study_name(study)
     import_tensorflow_quietly()
     quiet_optuna()
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from sweep.errors import ConfigError
@@ -28,6 +29,11 @@ def parse_duration(text: str, *, what: str = "--timeout") -> float:
                 f"{what}: expected a duration like 90s, 30m, 8h or 1h30m, "
                 f"got {text!r}; write a number followed by s, m, h or d"
             ) from None
+    if not math.isfinite(seconds):
+        raise ConfigError(
+            f"{what}: expected a finite duration like 90s, 30m or 8h, got {text!r}; "
+            f"leave {what} out for no time limit"
+        )
     if seconds <= 0:
         raise ConfigError(f"{what}: expected a positive duration, got {text!r}")
     return seconds

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from sweep.durations import format_duration
 from sweep.progress import (
@@ -26,6 +27,9 @@ _LIVE_ONLY = re.compile(r"trial \d+ (epoch \d+/\d+:|started$|resumed$)")
 
 
 class LiveProgress:
+    """Text from users (error messages, paths, monitor names) is printed as it is: never
+    read as rich markup, where ``[/data]`` would be a closing tag."""
+
     def __init__(self, stream: TextIO) -> None:
         self.console = Console(file=stream)
         self.live: Live | None = None
@@ -80,7 +84,9 @@ class LiveProgress:
         for p in self.polled or []:
             value = "" if p.value is None else f"  {p.value:.6g}"
             grid.add_row(
-                f"running: trial {p.trial}", f"epoch {p.epoch}/{p.max_epochs}{value}", p.worker
+                f"running: trial {p.trial}",
+                f"epoch {p.epoch}/{p.max_epochs}{value}",
+                Text(p.worker),
             )
         if self.running_trial is not None:
             r = self.running
@@ -88,11 +94,11 @@ class LiveProgress:
                 now = f"epoch {r.epoch}/{r.max_epochs}  {r.monitor}={r.value:.6g}"
             else:
                 now = "starting"
-            grid.add_row(f"running: trial {self.running_trial}", now, "")
+            grid.add_row(f"running: trial {self.running_trial}", Text(now), "")
         if self.best is not None:
             trial, monitor, score = self.best
             shown = f"{monitor}={score:.6g}" if monitor else f"{score:.6g}"
-            grid.add_row(f"best: trial {trial}", shown, "")
+            grid.add_row(f"best: trial {trial}", Text(shown), "")
         return grid
 
     def sweep_started(self, event: SweepStart) -> None:
@@ -103,11 +109,11 @@ class LiveProgress:
         text = event.text
         if best is not None:
             self.best = (best[0], "", best[1])
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, markup=False)
         self._refresh()
 
     def message(self, text: str) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, markup=False)
         self._refresh()
 
     def trial_started(self, event: TrialStart) -> None:
@@ -129,7 +135,7 @@ class LiveProgress:
             )
             if better:
                 self.best = (event.trial, event.monitor, score)
-        self.console.print(describe_trial(event), highlight=False)
+        self.console.print(describe_trial(event), highlight=False, markup=False)
         self._refresh()
 
     def relayed(self, line: str) -> None:

@@ -15,9 +15,15 @@ from typing import Any, Literal
 
 from sweep.errors import ConfigError, SweepError
 from sweep.space import SearchSpace, load_space
-from sweep.storage import open_storage
+from sweep.storage import check_study_name, open_storage
 
 PLAN_ATTR = "sweep_plan"
+SEED_LIMIT = 2**32  # seeds are 0 .. 2**32 - 1 (NumPy's, and so Keras')
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial ``number`` of a sweep seeded with ``seed``: in range for any pair."""
+    return (seed + number) % SEED_LIMIT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,6 +138,7 @@ def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
             "'sweep run SPACE --storage URL' first, then start workers"
         )
     plan = Plan.from_json(text, storage=storage)
+    check_study_name(plan.study)  # read back from a storage: a folder name all the same
     if artifacts is not None:
         plan = Plan(**{**asdict(plan), "artifacts": artifacts})
     if not Path(plan.space).is_file():

@@ -14,7 +14,7 @@ from typing import Any
 from sweep.errors import ConfigError, Interrupted, SweepError, TrialPrunedError
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
-from sweep.plan import Plan, error_text, load_checked_data, load_space_for
+from sweep.plan import Plan, error_text, load_checked_data, load_space_for, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
 from sweep.results import write_table
 from sweep.space import SearchSpace
@@ -119,7 +119,7 @@ class Session:
                 settings=settings,
                 mode=plan.mode,
                 trial_dir=Path(plan.artifacts) / "trials" / str(trial.number),
-                seed=(plan.seed or 0) + trial.number if seeded else None,
+                seed=trial_seed(plan.seed or 0, trial.number) if seeded else None,
                 deterministic=plan.deterministic,
                 on_epoch=self.progress.epoch_ended,
                 stop_request=self.stop_request,

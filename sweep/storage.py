@@ -6,28 +6,139 @@ Optuna storage is the one source of truth. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from sweep.errors import ConfigError
 
 STUDY_DB = "study.db"
+STORAGE_ENV = "SWEEP_STORAGE"
+MAX_STUDY_NAME = 100
+_STUDY_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_HIDDEN = "***"
+
+
+def check_study_name(name: str, *, space_file: Path | None = None) -> str:
+    """``name`` if it is a study name (a folder name under --results), else a ConfigError.
+
+    ``space_file``: the name was derived from that file's stem (no --study given).
+    """
+    bad = sorted(set(_STUDY_NAME.sub("", name)))
+    if not bad and name not in ("", ".", "..") and len(name) <= MAX_STUDY_NAME:
+        return name
+    if len(name) > MAX_STUDY_NAME:
+        found = f"{len(name)} characters"
+    elif bad:
+        found = f"{_short(name)!r}, which has {' '.join(repr(c) for c in bad[:5])}"
+    else:
+        found = repr(name)
+    suggestion = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:MAX_STUDY_NAME] or "my_study"
+    expected = (
+        "expected a name of letters, digits, '-', '_' and '.' (not '.' or '..', "
+        f"at most {MAX_STUDY_NAME} characters)"
+    )
+    if space_file is not None:
+        raise ConfigError(
+            f"study name from the space file {_short(space_file.name)!r}: {expected}, "
+            f"got {found}; pass --study NAME (e.g. --study {suggestion}) or rename the file"
+        )
+    raise ConfigError(f"study name: {expected}, got {found}; use e.g. {suggestion}")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else f"{text[:60]}..."
 
 
 def study_dir(results_dir: Path, study: str) -> Path:
-    return results_dir / study
+    return results_dir / check_study_name(study)
 
 
 def default_storage_url(results_dir: Path, study: str) -> str:
     return f"sqlite:///{(study_dir(results_dir, study) / STUDY_DB).resolve()}"
 
 
+def _secret_key(key: str) -> bool:
+    key = key.lower()
+    return "pass" in key or key in ("pwd", "secret", "token")
+
+
+def secrets(url: str) -> list[str]:
+    """The passwords in a storage URL (user info and query string), as SQLAlchemy reads it,
+    with their URL-encoded forms, longest first."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return []
+    found = [parsed.password or ""]
+    if parsed.host and "@" in parsed.host:  # an unencoded '@' in the password
+        found.append(f"{parsed.password or ''}@{parsed.host.rsplit('@', 1)[0]}")
+    for key, value in parsed.query.items():
+        if _secret_key(key):
+            found.extend([value] if isinstance(value, str) else list(value))
+    forms = {form for s in found if s for form in (s, quote(s, safe=""), quote_plus(s))}
+    return sorted(forms, key=len, reverse=True)
+
+
 def redact(url: str) -> str:
-    """Hide a password in a storage URL: ``postgresql://u:***@host/db``."""
-    return re.sub(r"(://[^:/@\s'\"]+:)[^/\s'\"]*@", r"\1***@", url)
+    """A storage URL with its passwords hidden: ``postgresql://u:***@host/db``.
+
+    Parsed by SQLAlchemy, as the storage itself will be: a password in the user info
+    (with or without a user name, any characters), and query-string passwords
+    (``?password=...``). Text that is not a URL is shown without what looks like
+    user info.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        scheme, sep, rest = url.rpartition("://")
+        return f"{scheme}{sep}{_HIDDEN}@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
+    if parsed.host and "@" in parsed.host:
+        parsed = parsed.set(host=parsed.host.rsplit("@", 1)[1], password=_HIDDEN)
+    query = {k: (_HIDDEN if _secret_key(k) else v) for k, v in parsed.query.items()}
+    shown = parsed.set(query=query).render_as_string(hide_password=True)
+    return shown.replace(quote_plus(_HIDDEN), _HIDDEN)
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` (an error message, a log line) with every password of ``url`` hidden:
+    drivers' error messages may echo the URL or the password itself."""
+    text = text.replace(url, redact(url))
+    for secret in secrets(url):
+        text = text.replace(secret, _HIDDEN)
+    return text
+
+
+def storage_from(flag: str | None, file: Path | None) -> str | None:
+    """The storage URL: --storage, else the first line of --storage-file, else the
+    SWEEP_STORAGE environment variable, else None (the study's SQLite file)."""
+    if flag is not None:
+        return flag
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ConfigError(
+                f"--storage-file {file}: expected a readable text file with the storage URL "
+                f"on its first line, got: {why}; fix the path"
+            ) from None
+        url = lines[0].strip() if lines else ""
+        if not url:
+            raise ConfigError(
+                f"--storage-file {file}: expected the storage URL on its first line, "
+                "found an empty line; write the URL there"
+            )
+        return url
+    return os.environ.get(STORAGE_ENV, "").strip() or None
 
 
 # Server storages record each running trial's heartbeat this often; a trial whose
@@ -63,7 +174,7 @@ def open_storage(url: str) -> Any:
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
     except Exception as exc:
-        text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        text = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "", url)
         raise ConfigError(
             f"storage {redact(url)}: expected an Optuna storage URL that can be opened, "
             f"got {type(exc).__name__}: {text}"
@@ -92,6 +203,7 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
     """Open a study that must already exist (for table, status, ...)."""
     import optuna
 
+    check_study_name(study)
     if storage is None:
         db = study_dir(results_dir, study) / STUDY_DB
         if not db.is_file():
