@@ -128,6 +128,11 @@ def _progress(show: bool) -> Iterator[Progress]:
     if not show:
         yield NullProgress()
     elif in_notebook():
+        import warnings
+
+        with warnings.catch_warnings():  # Optuna imports tqdm.auto, which asks for ipywidgets
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import optuna  # noqa: F401
         with NotebookProgress() as shown:
             yield shown
     elif sys.stdout.isatty():
