@@ -1,5 +1,35 @@
-"""sweep: hyperparameter sweeps for Keras with exact early stopping and best checkpoints."""
+"""sweep: hyperparameter sweeps for Keras with exact early stopping and best checkpoints.
+
+``sweep.run(...)`` runs (or continues) a sweep and returns a ``Study``; ``sweep.load(name)``
+opens one. Importing sweep is cheap: the API loads when first used, TensorFlow only
+when a sweep trains or a model is asked for.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from sweep.errors import ConfigError, SweepError
+
+if TYPE_CHECKING:
+    from sweep.api import load, run
+    from sweep.record import TrialRecord
+    from sweep.study import Study
+
 __version__ = "0.1.0"
+__all__ = ["ConfigError", "Study", "SweepError", "TrialRecord", "__version__", "load", "run"]
+
+_LAZY = {
+    "run": "sweep.api",
+    "load": "sweep.api",
+    "Study": "sweep.study",
+    "TrialRecord": "sweep.record",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sweep' has no attribute {name!r}")

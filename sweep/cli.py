@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from sweep.arguments import SETTING_FLAGS, build_parser
 from sweep.durations import format_duration
 from sweep.errors import ConfigError, SweepError
+from sweep.interrupts import process_owned
 from sweep.storage import redact_text, storage_from
 
 EXIT_INTERRUPTED = 130
@@ -245,7 +246,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             "report": _cmd_report,
         }
         command = commands[args.command]
-        return command(args, out)
+        with process_owned():  # only the command may exit the process (a second Ctrl+C)
+            return command(args, out)
     except SweepError as exc:
         text = str(exc) if storage is None else redact_text(str(exc), storage)
         sys.stderr.write(f"sweep: error: {text}\n")

@@ -8,13 +8,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import SweepError
+from sweep.errors import ConfigError, SweepError
 from sweep.interrupts import StopSignals
-from sweep.plan import PLAN_ATTR, Plan, load_checked_data, open_study, probe
+from sweep.plan import (
+    PLAN_ATTR,
+    Plan,
+    load_checked_data,
+    open_study,
+    pickle_functions,
+    probe,
+    space_label,
+)
 from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
-from sweep.space import load_space, resolve_space_path
+from sweep.space import Functions, SearchSpace, load_space, resolve_space_path, space_from_functions
 from sweep.storage import (
     check_study_name,
     default_storage_url,
@@ -45,6 +53,7 @@ class RunOptions:
     threads: int | None = None
     backend: str = "loky"
     scheduler: str | None = None
+    functions: Functions | None = None  # instead of ``space``: sweep.run(build_model=...)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,11 +77,7 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     """
     started = time.time()
     progress = progress or NullProgress()
-    if options.study is not None:
-        name = check_study_name(options.study)
-    else:
-        space_file = resolve_space_path(options.space)
-        name = check_study_name(space_file.stem, space_file=space_file)
+    name = study_name(options)
     import_tensorflow_quietly()
     quiet_optuna()
     folder = study_dir(options.results_dir, name)
@@ -94,6 +99,33 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
         return summary
 
 
+def study_name(options: RunOptions) -> str:
+    """The study's name, checked to be a folder name (before TensorFlow is imported)."""
+    if options.study is not None:
+        return check_study_name(options.study)
+    if options.functions is not None:
+        raise ConfigError(
+            "sweep.run(build_model=..., load_data=...): expected study='NAME' (the folder "
+            "its results go to), got none; pass study='my_study'"
+        )
+    space_file = resolve_space_path(options.space)
+    return check_study_name(space_file.stem, space_file=space_file)
+
+
+def load_run_space(options: RunOptions, name: str) -> SearchSpace:
+    """The space of a run: its file with the overrides, or the functions with the settings."""
+    f = options.functions
+    if f is None:
+        return load_space(options.space, overrides=options.overrides)
+    return space_from_functions(
+        name=name,
+        build_model=f.build_model,
+        load_data=f.load_data,
+        hypermodel=f.hypermodel,
+        settings=options.overrides,
+    )
+
+
 def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
     """Trial 0 of a new study takes every hyperparameter's default (KerasTuner's); the
     grid sampler needs no such trial, the defaults are on its grid or not at all."""
@@ -110,7 +142,7 @@ def _run(
     started: float,
 ) -> SweepSummary:
     both = FanOut(progress, logged)
-    space = load_space(options.space, overrides=options.overrides)
+    space = load_run_space(options, name)
     parallel = options.backend != "loky" or (options.jobs or 1) > 1
     if not parallel and options.threads is not None:
         from sweep.parallel import limit_threads
@@ -126,8 +158,9 @@ def _run(
     if space.settings.first_trial == "defaults" and grid is None:
         enqueue_defaults(study, probed.defaults)
     artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / name
+    functions = None if options.functions is None else pickle_functions(space)
     plan = Plan(
-        space=str(space.path.resolve()),
+        space=str(space.path.resolve()) if functions is None else space_label(functions),
         overrides=dict(options.overrides),
         study=name,
         storage=storage_url,
@@ -142,6 +175,8 @@ def _run(
         max_failures=options.max_failures,
         keep_checkpoints=options.keep_checkpoints,
         calibrate=options.calibrate,
+        functions=functions,
+        from_functions=functions is not None,
     )
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     table = folder / "trials.csv"

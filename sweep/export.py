@@ -145,8 +145,15 @@ def _same(a: float, b: float) -> bool:
 
 
 def export(
-    study: Any, *, trial_number: int | None, out: Path, fmt: str | None, force: bool
+    study: Any,
+    *,
+    trial_number: int | None,
+    out: Path,
+    fmt: str | None,
+    force: bool,
+    space: Any = None,
 ) -> Exported:
+    """``space``: the study's SearchSpace if already loaded (functions from sweep.run)."""
     import keras
 
     from sweep.plan import load_checked_data, load_space_for
@@ -170,8 +177,8 @@ def export(
     plan_text = study.user_attrs.get(PLAN_ATTR)
     if plan_text is None:
         raise ConfigError(f"study {study.study_name!r} has no sweep plan; it was not made by sweep")
-    plan = Plan.from_json(plan_text, storage="")
-    space = load_space_for(plan)
+    if space is None:
+        space = load_space_for(Plan.from_json(plan_text, storage=""))
     data = load_checked_data(space)
     if data.x_val is None:
         raise ConfigError(f"search space {space.path}: no validation data to verify against")

@@ -4,18 +4,37 @@ The first one asks for a stop: the current epoch finishes, its resume point is
 committed, the table is written, and the command exits with status 130. The
 second one exits at once; every file is written by temp file + rename, so even
 then nothing is left half-written, and the trial resumes from its last epoch.
+
+Only the ``sweep`` command (and the worker processes sweep starts) may exit the
+process: anywhere else (``sweep.run`` in a notebook or a script) the second one
+raises ``KeyboardInterrupt`` at once instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 EXIT_INTERRUPTED = 130
+_may_exit = False  # whether this process is sweep's own (the command, a worker)
+
+
+@contextlib.contextmanager
+def process_owned() -> Iterator[None]:
+    """While the ``sweep`` command (or a worker sweep started) runs: a second Ctrl+C
+    may exit the process at once."""
+    global _may_exit
+    before, _may_exit = _may_exit, True
+    try:
+        yield
+    finally:
+        _may_exit = before
 
 
 class StopSignals:
@@ -43,6 +62,11 @@ class StopSignals:
             )
             sys.stderr.flush()
             return
+        if not _may_exit:
+            sys.stderr.write("\nsweep: stopped now; run the same call again to resume\n")
+            sys.stderr.flush()
+            self.restore()
+            raise KeyboardInterrupt
         sys.stderr.write("\nsweep: stopped now; run the same command again to resume\n")
         sys.stderr.flush()
         os._exit(EXIT_INTERRUPTED)

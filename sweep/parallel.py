@@ -61,6 +61,7 @@ def start_up_frozen() -> Iterator[None]:
 
 def worker_entry(plan: Plan, index: int, threads: int) -> str:
     """What each worker process runs: load once, then trials until the study is done."""
+    from sweep.interrupts import process_owned
     from sweep.progress import PlainProgress
     from sweep.session import work
     from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
@@ -70,7 +71,7 @@ def worker_entry(plan: Plan, index: int, threads: int) -> str:
     quiet_optuna()
     with (Path(plan.results) / "sweep.log").open("a", encoding="utf-8") as log:
         progress = PlainProgress(log, epochs=True, prefix=f"[w{index}] ")
-        with start_up_frozen():
+        with start_up_frozen(), process_owned():  # a worker process is sweep's own
             return work(plan, progress, index=index)
 
 

@@ -43,10 +43,15 @@ class Plan:
     max_failures: int = 5
     keep_checkpoints: int | None = None
     calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
+    # sweep.run(build_model=..., load_data=...): the functions, cloudpickled for the
+    # workers (never stored on the study: they live in the caller's notebook or script)
+    functions: bytes | None = None
+    from_functions: bool = False
 
     def to_json(self) -> str:
         raw = asdict(self)
         raw.pop("storage")  # a password must not end up in the storage itself
+        raw.pop("functions")
         return json.dumps(raw)
 
     @classmethod
@@ -139,6 +144,12 @@ def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
         )
     plan = Plan.from_json(text, storage=storage)
     check_study_name(plan.study)  # read back from a storage: a folder name all the same
+    if plan.from_functions:
+        raise ConfigError(
+            f"study {study.study_name!r} was made by sweep.run(build_model=..., load_data=...): "
+            "its functions live in that notebook or script, not here; continue it with the "
+            "same sweep.run(...) call"
+        )
     if artifacts is not None:
         plan = Plan(**{**asdict(plan), "artifacts": artifacts})
     if not Path(plan.space).is_file():
@@ -149,5 +160,34 @@ def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
     return plan
 
 
+def pickle_functions(space: SearchSpace) -> bytes:
+    """A function space's functions for the workers: by value, as joblib's loky would."""
+    import cloudpickle
+
+    parts = (space.name, space.build_model, space.fit, space.load_data)
+    blob: bytes = cloudpickle.dumps(parts)
+    return blob
+
+
+def space_label(functions: bytes) -> str:
+    """A function plan's ``space``: names the functions, so that a worker process reused
+    for another study (loky keeps its workers) does not take them from its cache."""
+    import hashlib
+
+    return f"<functions {hashlib.sha256(functions).hexdigest()[:16]}>"
+
+
 def load_space_for(plan: Plan) -> SearchSpace:
+    if plan.functions is not None:
+        import pickle
+
+        from sweep.space import functions_space
+
+        name, build_model, fit, load_data = pickle.loads(plan.functions)
+        return functions_space(name, build_model, fit, load_data, overrides=plan.overrides)
+    if plan.from_functions:
+        raise ConfigError(
+            f"study {plan.study!r} was made by sweep.run(build_model=..., load_data=...): "
+            "its functions are not stored on the study; use the Study that sweep.run returned"
+        )
     return load_space(plan.space, overrides=plan.overrides)

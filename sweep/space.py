@@ -228,3 +228,75 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         settings=Settings(**values),
         explicit=frozenset(values),
     )
+
+
+@dataclass(frozen=True)
+class Functions:
+    """A search space given as functions rather than a file (``sweep.run(build_model=...)``)."""
+
+    build_model: Callable[[Any], Any] | None = None
+    load_data: Callable[..., Any] | None = None
+    hypermodel: Any = None
+
+
+FUNCTIONS_PATH = Path("<functions>")  # what messages call a space given as functions
+_ORIGIN = "sweep.run()"
+
+
+def space_from_functions(
+    *,
+    name: str,
+    build_model: Callable[[Any], Any] | None,
+    load_data: Callable[..., Any] | None,
+    hypermodel: Any = None,
+    settings: Mapping[str, Any] | None = None,
+) -> SearchSpace:
+    """A search space from functions (``sweep.run(build_model=..., load_data=...)``): the
+    same checks as a file's, its settings given as keyword arguments."""
+    import types
+
+    if not callable(load_data):
+        raise ConfigError(
+            f"{_ORIGIN}: expected load_data= a function returning (x, y) or "
+            f"((x, y), (x_val, y_val)[, (x_test, y_test)]), got {type(load_data).__name__}"
+        )
+    if build_model is None and hypermodel is None:
+        raise ConfigError(
+            f"{_ORIGIN}: expected build_model= a function build_model(hp) returning a compiled "
+            "keras.Model, or hypermodel= a KerasTuner HyperModel, got neither"
+        )
+    module = types.SimpleNamespace(__name__="__sweep_functions__")
+    if build_model is not None:
+        module.build_model = build_model
+    if hypermodel is not None:
+        module.hypermodel = hypermodel
+    build, fit = model_entry(module, _ORIGIN)
+    return functions_space(name, build, fit, load_data, overrides=settings)
+
+
+def functions_space(
+    name: str,
+    build: Callable[[Any], Any],
+    fit: Callable[..., Any] | None,
+    load_data: Callable[..., Any],
+    *,
+    overrides: Mapping[str, Any] | None,
+) -> SearchSpace:
+    """The space of checked functions (also what a worker rebuilds from a plan)."""
+    values = validate_settings(overrides or {}, path=FUNCTIONS_PATH, origin=COMMAND_LINE)
+    takes_path = "data_path" in inspect.signature(load_data).parameters
+    if values.get("data_path") is not None and not takes_path:
+        raise ConfigError(
+            f"{_ORIGIN}: data_path was given but load_data() takes no data_path parameter; "
+            "define load_data(data_path=None), or drop data_path="
+        )
+    return SearchSpace(
+        name=name,
+        path=FUNCTIONS_PATH,
+        build_model=build,
+        fit=fit,
+        load_data=load_data,
+        takes_data_path=takes_path,
+        settings=Settings(**values),
+        explicit=frozenset(values),
+    )

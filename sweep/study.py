@@ -1,0 +1,175 @@
+"""``Study``: one sweep's results from Python, finished or still running.
+
+Everything here reads the study storage (the one source of truth) when asked; only
+``best_model`` and ``export`` import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweep.errors import ConfigError
+from sweep.record import TrialRecord, from_trial
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from sweep.results import Status
+    from sweep.space import SearchSpace
+
+
+class Study:
+    """A sweep's study: ``sweep.run(...)`` returns one, ``sweep.load(name)`` opens one."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        results: Path = Path("results"),
+        storage: str | None = None,
+        space: SearchSpace | None = None,
+    ) -> None:
+        from sweep.storage import load_existing_study, study_dir
+
+        self.name = name
+        self.results = Path(results)
+        self.folder = study_dir(self.results, name)
+        self.storage = storage
+        self._space = space  # a function space's functions, for export
+        self._optuna: Any = load_existing_study(name, results_dir=self.results, storage=storage)
+
+    def __repr__(self) -> str:
+        return f"<sweep.Study {self.name!r} in {self.folder}/>"
+
+    @property
+    def optuna_study(self) -> Any:
+        """The underlying ``optuna.Study``."""
+        return self._optuna
+
+    def _rows(self) -> list[dict[str, Any]]:
+        from sweep.results import table_rows
+
+        return table_rows(self._optuna)
+
+    def table(self) -> pd.DataFrame:
+        """The results table as trials.csv has it: the same columns and order, best first."""
+        import pandas as pd
+
+        from sweep.results import columns
+
+        rows = self._rows()
+        return pd.DataFrame(rows, columns=columns(rows))
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        """Every trial's record, by trial number."""
+        return [from_trial(t) for t in self._optuna.get_trials(deepcopy=False)]
+
+    @property
+    def best(self) -> TrialRecord:
+        """The best complete trial's record (the table's first complete row)."""
+        complete = [r for r in self._rows() if r["state"] == "complete"]
+        if not complete:
+            raise ConfigError(
+                f"study {self.name!r}: expected a complete trial, found none; run the sweep first"
+            )
+        return self._trial(int(complete[0]["trial"]))
+
+    def _trial(self, number: int) -> TrialRecord:
+        trials = self._optuna.get_trials(deepcopy=False)
+        for t in trials:
+            if t.number == number:
+                return from_trial(t)
+        raise ConfigError(
+            f"study {self.name!r}: expected a trial number from 0 to {len(trials) - 1}, "
+            f"got {number}"
+        )
+
+    def _artifacts(self) -> Path:
+        from sweep.plan import PLAN_ATTR
+
+        text = self._optuna.user_attrs.get(PLAN_ATTR)
+        return Path(json.loads(text)["artifacts"]) if text else self.folder
+
+    def history(self, trial: int) -> pd.DataFrame:
+        """Every epoch's logs of one trial (its ``trials/<n>/history.csv``)."""
+        import pandas as pd
+
+        self._trial(trial)
+        path = self._artifacts() / "trials" / str(trial) / "history.csv"
+        if not path.is_file():
+            raise ConfigError(
+                f"trial {trial}: expected its history at {path}, found no such file "
+                "(it has not finished an epoch yet)"
+            )
+        return pd.read_csv(path)
+
+    def best_model(self) -> Any:
+        """The best trial's best epoch as a ``keras.Model`` (loaded with safe_mode)."""
+        best = self.best
+        if best.checkpoint is None or not best.checkpoint.is_file():
+            raise ConfigError(
+                f"trial {best.number}: its checkpoint {best.checkpoint or '(none)'} is gone "
+                "(deleted by keep_checkpoints, or moved)"
+            )
+        from sweep.tfenv import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+        import keras
+
+        return keras.saving.load_model(str(best.checkpoint), safe_mode=True)
+
+    def compare(
+        self, patience: list[int] | None = None, min_delta: list[float] | None = None
+    ) -> pd.DataFrame:
+        """Other early-stopping settings replayed on the recorded curves: the rows of
+        stopping.csv (written, with stopping.png, as ``sweep compare`` does)."""
+        import pandas as pd
+
+        from sweep import compare as cmp
+
+        patiences, deltas = cmp.recorded_settings(self._optuna)
+        chosen_patience = list(patience or sorted(set(cmp.DEFAULT_PATIENCE) | patiences))
+        chosen_delta = [float(d) for d in min_delta or sorted(set(cmp.DEFAULT_MIN_DELTA) | deltas)]
+        results = cmp.compare(self._optuna, patience=chosen_patience, min_delta=chosen_delta)
+        cmp.write_outputs(results, self.folder)
+        return pd.DataFrame([asdict(r) for r in results], columns=cmp.COLUMNS)
+
+    def export(
+        self,
+        path: str | Path,
+        trial: int | None = None,
+        format: str | None = None,
+        force: bool = False,
+    ) -> dict[str, Any]:
+        """The verified export of a trial's best model (default: the best trial); returns
+        its model card."""
+        from sweep.export import export
+        from sweep.tfenv import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+        done = export(
+            self._optuna,
+            trial_number=trial,
+            out=Path(path),
+            fmt=format,
+            force=force,
+            space=self._space,
+        )
+        card: dict[str, Any] = json.loads(done.card.read_text(encoding="utf-8"))
+        return card
+
+    def report(self) -> Path:
+        """Write ``report.html`` in the study's folder; return its path."""
+        from sweep.report import write_report
+
+        return write_report(self._optuna, self.folder)
+
+    def status(self) -> Status:
+        """Trials by state, the best so far, the running and the interrupted ones."""
+        from sweep.results import status
+
+        return status(self._optuna, folder=self.folder)
