@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from sweep.arguments import SETTING_FLAGS, build_parser
 from sweep.durations import format_duration
-from sweep.errors import SweepError
+from sweep.errors import SweepError, disk_full_stops
 
 EXIT_INTERRUPTED = 130
 
@@ -235,7 +235,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             "report": _cmd_report,
         }
         command = commands[args.command]
-        return command(args, out)
+        with disk_full_stops(Path(args.results) / (args.study or "")):
+            return command(args, out)
+        raise AssertionError("unreachable")
     except SweepError as exc:
         sys.stderr.write(f"sweep: error: {exc}\n")
         return exc.exit_code

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import SweepError
+from sweep.errors import SweepError, disk_full_stops
 from sweep.interrupts import StopSignals
 from sweep.plan import PLAN_ATTR, Plan, load_checked_data, open_study, probe
 from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
@@ -67,7 +67,7 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     name = options.study or resolve_space_path(options.space).stem
     folder = study_dir(options.results_dir, name)
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "sweep.log").open("a", encoding="utf-8") as log:
+    with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         logged = PlainProgress(log, epochs=True)
         try:
             summary = _run(options, progress, logged, name, folder, started)
@@ -222,7 +222,7 @@ def join_sweep(
     folder = study_dir(results_dir, study)
     folder.mkdir(parents=True, exist_ok=True)
     plan = replace(plan, results=str(folder.resolve()))  # this machine's log and table
-    with (folder / "sweep.log").open("a", encoding="utf-8") as log:
+    with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         both = FanOut(progress, PlainProgress(log, epochs=True))
         both.message(
             f"worker joined study {study} on {redact(storage)}: "

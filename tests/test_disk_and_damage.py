@@ -1,0 +1,193 @@
+"""A full disk, damaged files and odd folders: one line, nothing lost, the same command
+carries on.
+
+- out of space mid-trial (a real small tmpfs as the results folder): the sweep stops at
+  once (exit 1) with one line naming the folder, the trial stays RUNNING and resumable,
+  and once space is freed the same command resumes it and finishes;
+
+Real Keras training, real Optuna SQLite storage, real processes, real mounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import write_space
+
+# A model whose resume point is about 1 MB an epoch (Adam's moments included).
+WIDE_SPACE = """
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+SETTINGS = {settings!r}
+
+
+def load_data():
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0.0, 2.0, size=(3, 8))
+    y = rng.integers(0, 3, size=240)
+    x = (centers[y] + rng.normal(0.0, 1.5, size=(240, 8))).astype("float32")
+    return x, y.astype("int64")
+
+
+def build_model(hp):
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(8,)),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(256, activation="relu"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-3, sampling="log")),
+        loss="sparse_categorical_crossentropy",
+    )
+    return model
+"""
+
+
+def sweep(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweep", *argv],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+def needs_root(what: str) -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{what} needs root in CI")
+        pytest.skip(f"{what} needs root (the tests mount filesystems)")
+
+
+@contextlib.contextmanager
+def mounted(point: Path, *options: str) -> Iterator[Path]:
+    """A real tmpfs at ``point`` (mount -t tmpfs -o OPTIONS), unmounted afterwards."""
+    needs_root("mounting a tmpfs")
+    point.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(options), "tmpfs", str(point)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"mount -t tmpfs is not permitted here: {done.stderr.strip()}")
+        pytest.skip(f"mount -t tmpfs is not permitted here: {done.stderr.strip()}")
+    try:
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Write zeros to ``path`` until its filesystem has no byte left."""
+    chunk = b"\0" * (1 << 16)
+    with path.open("wb", buffering=0) as fh:
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(chunk)
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0")
+
+
+def epochs_done(trial_dir: Path) -> int:
+    try:
+        return int(json.loads((trial_dir / "resume" / "state.json").read_text())["epochs_done"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+DISK_FULL = re.compile(
+    r"^sweep: error: disk full: out of space writing to (\S+) \(([^)]*) free(?:, about (.*) "
+    r"needed)?\); trial 0 stays resumable from its last completed epoch; free some space and "
+    r"run the same command again to continue\n$"
+)
+
+
+def test_full_disk_stops_the_sweep_and_the_same_command_resumes(tmp_path: Path) -> None:
+    settings = {"epochs": 15, "patience": 15, "trials": 2, "sampler": "random"}
+    space = write_space(tmp_path, source=WIDE_SPACE, settings=settings)
+    with mounted(tmp_path / "disk", "size=24m") as disk:
+        results = disk / "results"
+        argv = ("run", str(space), "--results", str(results), "--seed", "3", "--plain")
+        proc = sweep(*argv, cwd=tmp_path)
+        trial_dir = results / "tiny" / "trials" / "0"
+        deadline = time.monotonic() + 300
+        while epochs_done(trial_dir) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "trial 0 never reached epoch 2"
+            time.sleep(0.02)
+        filler = disk / "filler"
+        fill(filler)  # mid-trial: the next epoch's resume point cannot be written
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, err
+        match = DISK_FULL.match(err)
+        assert match, err
+        assert Path(match[1]).is_relative_to(disk)
+        study = optuna.load_study(
+            study_name="tiny", storage=f"sqlite:///{results / 'tiny' / 'study.db'}"
+        )
+        # at once: no other trial started; trial 0 is not failed but resumable
+        assert [t.state.name for t in study.trials] == ["RUNNING"]
+        committed = epochs_done(trial_dir)
+        assert 2 <= committed < 15
+        assert (trial_dir / "best.keras").is_file()
+        filler.unlink()
+        again = sweep(*argv, cwd=tmp_path)
+        out, err = again.communicate(timeout=600)
+        assert again.returncode == 0, err
+        assert "trial 0 was left running by a process that is gone; resuming it" in out
+        study = optuna.load_study(
+            study_name="tiny", storage=f"sqlite:///{results / 'tiny' / 'study.db'}"
+        )
+        assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+        first = study.trials[0].user_attrs
+        assert first["resumed_from"] == committed and first["stop_epoch"] == 15
+
+
+def test_report_compare_and_export_on_a_full_disk_say_so_in_one_line(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    with mounted(tmp_path / "disk", "size=8m") as disk:
+        results = disk / "results"
+        shutil.copytree(finished_sweep / "results", results)
+        for generated in ("report.html", "stopping.csv", "stopping.png"):
+            (results / "tiny" / generated).unlink(missing_ok=True)
+        fill(disk / "filler")
+        line = re.compile(
+            rf"^sweep: error: disk full: out of space writing to {re.escape(str(disk))}\S* "
+            r"\(0 bytes free\); free some space and run the same command again to continue\n$"
+        )
+        where = ("--results", str(results))
+        for argv in (
+            ("report", "tiny", *where),
+            ("compare", "tiny", *where),
+            ("export", "tiny", *where, "--out", str(disk / "winner.keras")),
+        ):
+            code, _, err = run_cli(*argv, cwd=tmp_path)
+            assert (code, bool(line.match(err))) == (1, True), (argv, err)
+        assert not (disk / "winner.keras").exists()
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "results"]
