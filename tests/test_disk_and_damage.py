@@ -191,3 +191,57 @@ def test_report_compare_and_export_on_a_full_disk_say_so_in_one_line(
             assert (code, bool(line.match(err))) == (1, True), (argv, err)
         assert not (disk / "winner.keras").exists()
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "results"]
+
+
+# --------------------------------------------------------------------------- study.db damaged
+
+READERS = ("table", "status", "report", "compare", "export")
+
+
+def reader_argv(command: str, results: Path, tmp_path: Path) -> list[str]:
+    extra = ["--out", str(tmp_path / "winner.keras")] if command == "export" else []
+    return [command, "tiny", "--results", str(results), *extra]
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda b: b[: len(b) // 2], r"it is truncated: \d+ of \d+ bytes"),
+        (lambda b: b"\x00\xff garbage" * 50, "it is not an SQLite database"),
+        (
+            lambda b: b[:8192] + b"\xa5" * (len(b) - 16384) + b[-8192:],
+            "SQLite says: database disk image is malformed",
+        ),
+    ],
+    ids=["truncated", "not-sqlite", "malformed"],
+)
+def test_a_damaged_study_db_is_called_damaged(
+    finished_sweep: Path, tmp_path: Path, damage: object, why: str
+) -> None:
+    from conftest import run_cli
+
+    results = tmp_path / "results"
+    shutil.copytree(finished_sweep / "results", results)
+    db = results / "tiny" / "study.db"
+    db.write_bytes(damage(db.read_bytes()))  # type: ignore[operator]
+    damaged = db.read_bytes()
+    line = re.compile(
+        rf"^sweep: error: study 'tiny': {re.escape(str(db))} is damaged \({why}\) and cannot "
+        rf"be read; the checkpoints and histories under {re.escape(str(db.parent))}/trials/ are "
+        r"intact; restore study.db from a backup, or run the sweep again with --study NEW\n$"
+    )
+    for command in READERS:
+        code, _, err = run_cli(*reader_argv(command, results, tmp_path), cwd=tmp_path)
+        assert (code, bool(line.match(err))) == (2, True), (command, err)
+    assert db.read_bytes() == damaged  # nothing tried to repair it
+    assert not (tmp_path / "winner.keras").exists()
+
+
+def test_an_empty_study_db_is_still_being_created(finished_sweep: Path, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    results = tmp_path / "results"
+    shutil.copytree(finished_sweep / "results", results)
+    (results / "tiny" / "study.db").write_bytes(b"")
+    code, _, err = run_cli("table", "tiny", "--results", str(results), cwd=tmp_path)
+    assert code == 2 and "is being created right now; try again in a moment" in err, err
