@@ -7,6 +7,7 @@ The arguments are in ``arguments``. Commands that don't train (``table``, ``stat
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from sweep.durations import format_duration
 from sweep.errors import SweepError, disk_full_stops
 
 EXIT_INTERRUPTED = 130
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -241,6 +243,15 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except SweepError as exc:
         sys.stderr.write(f"sweep: error: {exc}\n")
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in NOT_WRITABLE:
+            raise
+        where = Path(exc.filename).parent if exc.filename else "a folder"
+        sys.stderr.write(
+            f"sweep: error: cannot write to {where} ({exc.strerror}); "
+            "pass a writable folder (--results, --out)\n"
+        )
+        return 2
     except KeyboardInterrupt:
         sys.stderr.write("sweep: interrupted\n")
         return EXIT_INTERRUPTED

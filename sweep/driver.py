@@ -15,7 +15,7 @@ from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepS
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import load_space, resolve_space_path
-from sweep.storage import default_storage_url, redact, study_dir
+from sweep.storage import default_storage_url, redact, writable_study_dir
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
@@ -62,11 +62,10 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     """
     started = time.time()
     progress = progress or NullProgress()
+    name = options.study or resolve_space_path(options.space).stem
+    folder = writable_study_dir(options.results_dir, name)
     import_tensorflow_quietly()
     quiet_optuna()
-    name = options.study or resolve_space_path(options.space).stem
-    folder = study_dir(options.results_dir, name)
-    folder.mkdir(parents=True, exist_ok=True)
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         logged = PlainProgress(log, epochs=True)
         try:
@@ -219,8 +218,7 @@ def join_sweep(
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan = load_plan(opened, storage=storage, artifacts=artifacts)
-    folder = study_dir(results_dir, study)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_study_dir(results_dir, study)
     plan = replace(plan, results=str(folder.resolve()))  # this machine's log and table
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         both = FanOut(progress, PlainProgress(log, epochs=True))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import os
 import re
 import sqlite3
 import time
@@ -69,6 +70,38 @@ def open_storage(url: str) -> Any:
             f"storage {redact(url)}: expected an Optuna storage URL that can be opened, "
             f"got {type(exc).__name__}: {text}"
         ) from None
+
+
+def check_results_dir(results_dir: Path, flag: str = "--results") -> None:
+    """A results folder that exists must be a folder."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(
+            f"{flag} {results_dir}: expected a folder, found a file; pass a folder "
+            "(it is created if missing)"
+        )
+
+
+def writable_study_dir(results_dir: Path, study: str, flag: str = "--results") -> Path:
+    """``results_dir/study``, created if missing; a one-line error if it can't be written."""
+    check_results_dir(results_dir, flag)
+    folder = study_dir(results_dir, study)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{flag} {results_dir}: expected {folder} to be a folder, found a file; "
+            "move the file away or pass another --results"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag} {results_dir}: cannot create {folder} ({exc.strerror}); pass a writable folder"
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"{flag} {results_dir}: cannot write to {folder} (read-only or no permission); "
+            "pass a writable folder"
+        )
+    return folder
 
 
 def existing_studies(results_dir: Path) -> list[str]:
@@ -143,6 +176,7 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
     """Open a study that must already exist (for table, status, ...)."""
     import optuna
 
+    check_results_dir(results_dir)
     if storage is None:
         db = study_dir(results_dir, study) / STUDY_DB
         if not db.is_file():

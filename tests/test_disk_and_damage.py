@@ -245,3 +245,107 @@ def test_an_empty_study_db_is_still_being_created(finished_sweep: Path, tmp_path
     (results / "tiny" / "study.db").write_bytes(b"")
     code, _, err = run_cli("table", "tiny", "--results", str(results), cwd=tmp_path)
     assert code == 2 and "is being created right now; try again in a moment" in err, err
+
+
+# --------------------------------------------------------------------------- odd folders
+
+
+def test_results_naming_a_file(finished_sweep: Path, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    afile = tmp_path / "notes.txt"
+    afile.write_text("not a folder\n")
+    line = (
+        f"sweep: error: --results {afile}: expected a folder, found a file; pass a folder "
+        "(it is created if missing)\n"
+    )
+    for argv in (
+        ("run", str(finished_sweep / "tiny.py"), "--results", str(afile)),
+        ("table", "tiny", "--results", str(afile)),
+    ):
+        assert run_cli(*argv, cwd=tmp_path) == (2, "", line)
+    assert afile.read_text() == "not a folder\n"
+
+
+def test_a_read_only_results_folder(finished_sweep: Path, tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    with mounted(tmp_path / "disk", "size=8m") as disk:
+        shutil.copytree(finished_sweep / "results", disk / "results")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        results, folder = disk / "results", disk / "results" / "tiny"
+        before = sorted(p.name for p in folder.iterdir())
+        space = str(finished_sweep / "tiny.py")
+        cases = {
+            ("run", space, "--results", str(results)): (
+                f"sweep: error: --results {results}: cannot write to {folder} (read-only or no "
+                "permission); pass a writable folder\n"
+            ),
+            ("run", space, "--results", str(disk / "new")): (
+                f"sweep: error: --results {disk / 'new'}: cannot create {disk / 'new' / 'tiny'} "
+                "(Read-only file system); pass a writable folder\n"
+            ),
+            ("report", "tiny", "--results", str(results)): (
+                f"sweep: error: cannot write to {folder} (Read-only file system); "
+                "pass a writable folder (--results, --out)\n"
+            ),
+        }
+        for argv, line in cases.items():
+            assert run_cli(*argv, cwd=tmp_path) == (2, "", line)
+        assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_export_checks_every_destination_before_moving_anything(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    where = ("--results", str(finished_sweep / "results"), "--force")
+    folder = tmp_path / "winner.keras"
+    (folder / "inside").mkdir(parents=True)
+    code, _, err = run_cli("export", "tiny", "--out", str(folder), *where, cwd=tmp_path)
+    assert (code, err) == (
+        2,
+        f"sweep: error: --out {folder}: {folder} is a folder, and the export writes a file "
+        "there; --force replaces only an earlier export: remove it, or choose another path\n",
+    )
+    assert [p.name for p in folder.iterdir()] == ["inside"]
+    out = tmp_path / "other.keras"
+    (tmp_path / "other.keras.json").mkdir()
+    code, _, err = run_cli("export", "tiny", "--out", str(out), *where, cwd=tmp_path)
+    assert code == 2 and f"{out}.json is a folder, and the export writes a file" in err, err
+    assert not out.exists()  # the model was not moved into place without its card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.keras.json", "winner.keras"]
+
+
+def test_a_killed_export_leaves_a_named_partial_that_the_next_export_removes(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    out = tmp_path / "exports" / "winner"
+    out.parent.mkdir()
+    partial = out.parent / ".winner.sweep-export-partial"
+    argv = ("export", "tiny", "--results", str(finished_sweep / "results"), "--out", str(out))
+    proc = sweep(*argv, "--format", "savedmodel", cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not partial.exists():  # the SavedModel is being written and checked (seconds)
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the export never staged its model"
+        time.sleep(0.01)
+    proc.kill()
+    proc.communicate()
+    assert [p.name for p in out.parent.iterdir()] == [partial.name]  # says what it is
+    code, _, err = run_cli(*argv, "--format", "savedmodel", cwd=tmp_path)
+    assert code == 0, err
+    assert sorted(p.name for p in out.parent.iterdir()) == ["winner", "winner.json"]
+    keras_out = out.parent / "winner.keras"
+    (out.parent / ".winner.sweep-export-partial.keras").write_bytes(b"left by a kill")
+    code, _, err = run_cli(*argv[:-1], str(keras_out), cwd=tmp_path)
+    assert code == 0, err
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "winner",
+        "winner.json",
+        "winner.keras",
+        "winner.keras.json",
+    ]
