@@ -47,6 +47,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         backend=args.backend,
         scheduler=args.scheduler,
         artifacts_dir=args.artifacts,
+        force_jobs=args.force_jobs,
     )
     if out.isatty() and not args.plain:
         from sweep.live import LiveProgress
@@ -89,6 +90,7 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         jobs=args.jobs or 1,
         threads=args.threads,
         progress=PlainProgress(out, epochs=True),
+        force_jobs=args.force_jobs,
     )
     return 0
 

@@ -39,6 +39,7 @@ class RunOptions:
     threads: int | None = None
     backend: str = "loky"
     scheduler: str | None = None
+    force_jobs: bool = False  # start --jobs workers even if the machine can't hold them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +109,10 @@ def _run(
         limit_threads(options.threads)
     data = load_checked_data(space)
     probed = probe(space, data)
+    if options.backend == "loky" and (options.jobs or 1) > 1:  # TensorFlow and data loaded
+        from sweep.parallel import check_machine_holds
+
+        check_machine_holds(options.jobs or 1, force=options.force_jobs)
     mode, grid, target = probed.mode, probed.grid, probed.target
     storage_url = options.storage or default_storage_url(options.results_dir, name)
     study = open_study(
@@ -206,6 +211,7 @@ def join_sweep(
     jobs: int,
     threads: int | None,
     progress: Progress,
+    force_jobs: bool = False,
 ) -> str:
     """``sweep worker``: run trials of a study that ``sweep run --storage URL`` created."""
     from dataclasses import replace
@@ -215,6 +221,10 @@ def join_sweep(
 
     import_tensorflow_quietly()
     quiet_optuna()
+    if jobs > 1:
+        from sweep.parallel import check_machine_holds
+
+        check_machine_holds(jobs, force=force_jobs)
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan = load_plan(opened, storage=storage, artifacts=artifacts)

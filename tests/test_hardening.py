@@ -349,3 +349,52 @@ def test_a_killed_export_leaves_a_named_partial_that_the_next_export_removes(
         "winner.keras",
         "winner.keras.json",
     ]
+
+
+# --------------------------------------------------------------------------- --jobs bounded
+
+GB = 1024**3
+
+
+def test_check_jobs_refuses_what_the_machine_cannot_hold() -> None:
+    from sweep.errors import ConfigError
+    from sweep.parallel import check_jobs
+
+    roomy = {"per_worker": GB // 2, "available": 20 * GB}
+    with pytest.raises(ConfigError) as cores:
+        check_jobs(64, cores=2, force=False, **roomy)
+    assert str(cores.value) == (
+        "--jobs 64: expected at most 4 workers on this machine's 2 cores, where more only take "
+        "turns and each holds TensorFlow and the data in memory; use --jobs 2, or pass "
+        "--force-jobs to start 64 anyway"
+    )
+    with pytest.raises(ConfigError) as memory:
+        check_jobs(8, cores=16, per_worker=GB, available=5 * GB // 2, force=False)
+    assert str(memory.value) == (
+        "--jobs 8: each worker needs about 1024 MB (TensorFlow and the data) and 2560 MB of "
+        "memory are available, enough for 2; use fewer --jobs, or pass --force-jobs to start 8 "
+        "anyway"
+    )
+    check_jobs(64, cores=2, force=True, **roomy)  # the user insists
+    check_jobs(8, cores=16, per_worker=GB, available=5 * GB // 2, force=True)
+    check_jobs(4, cores=2, force=False, **roomy)
+    check_jobs(1, cores=1, per_worker=GB, available=0, force=False)  # one process: no check
+
+
+def test_jobs_64_is_refused_before_any_worker_or_trial(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    space = write_space(tmp_path)
+    cores = len(os.sched_getaffinity(0))
+    code, _, err = run_cli("run", str(space), "--jobs", "64", cwd=tmp_path)
+    assert code == 2 and err.startswith(f"sweep: error: --jobs 64: expected at most {2 * cores} ")
+    assert err.endswith("pass --force-jobs to start 64 anyway\n") and err.count("\n") == 1
+    folder = tmp_path / "results" / "tiny"
+    assert not (folder / "study.db").exists()  # nothing recorded
+    assert "starting" not in (folder / "sweep.log").read_text()  # no worker started
+    db = finished_sweep / "results" / "tiny" / "study.db"
+    storage = f"sqlite:///{db}"
+    code, _, err = run_cli("worker", "tiny", "--storage", storage, "--jobs", "64", cwd=tmp_path)
+    assert code == 2 and err.startswith("sweep: error: --jobs 64: expected at most"), err
