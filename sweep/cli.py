@@ -22,6 +22,13 @@ NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.interrupts import sigterm_is_ctrl_c
+
+    with sigterm_is_ctrl_c():
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import RunOptions, run_sweep
     from sweep.progress import PlainProgress
 
@@ -79,6 +86,13 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.interrupts import sigterm_is_ctrl_c
+
+    with sigterm_is_ctrl_c():
+        return _worker(args, out)
+
+
+def _worker(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import join_sweep
     from sweep.progress import PlainProgress
 
@@ -255,7 +269,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
         )
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("sweep: interrupted\n")
+        sys.stderr.write("sweep: interrupted; run the same command again to continue\n")
         return EXIT_INTERRUPTED
 
 

@@ -8,14 +8,35 @@ then nothing is left half-written, and the trial resumes from its last epoch.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 EXIT_INTERRUPTED = 130
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_is_ctrl_c() -> Iterator[None]:
+    """From the start of a command that trains: SIGTERM stops it as Ctrl+C does before any
+    trial runs (while TensorFlow imports, the data loads): one line and exit status 130,
+    not a silent 143. ``StopSignals`` takes over while trials run, and hands back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class StopSignals:

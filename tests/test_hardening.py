@@ -398,3 +398,50 @@ def test_jobs_64_is_refused_before_any_worker_or_trial(
     storage = f"sqlite:///{db}"
     code, _, err = run_cli("worker", "tiny", "--storage", storage, "--jobs", "64", cwd=tmp_path)
     assert code == 2 and err.startswith("sweep: error: --jobs 64: expected at most"), err
+
+
+# --------------------------------------------------------------------------- SIGTERM at start-up
+
+SLOW_DATA = """
+import time
+from pathlib import Path
+
+_tiny_load_data = load_data
+
+
+def load_data():
+    Path("loading").write_text("now")
+    time.sleep(120)
+    return _tiny_load_data()
+"""
+
+
+def tensorflow_loading(pid: int) -> bool:
+    try:
+        return "tensorflow" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("moment", ["tensorflow-import", "data-load"])
+def test_sigterm_during_start_up_is_one_line_and_130(tmp_path: Path, moment: str) -> None:
+    import signal
+
+    space = write_space(tmp_path, extra=SLOW_DATA)
+    proc = sweep("run", str(space), cwd=tmp_path)
+    if moment == "data-load":
+        ready = (tmp_path / "loading").exists
+    else:
+        ready = lambda: tensorflow_loading(proc.pid)  # noqa: E731  its libraries are mapping
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"never reached {moment}"
+        time.sleep(0.01)
+    assert not (tmp_path / "results" / "tiny" / "study.db").exists()  # before any trial
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (
+        130,
+        "sweep: interrupted; run the same command again to continue\n",
+    )
