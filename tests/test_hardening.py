@@ -445,3 +445,56 @@ def test_sigterm_during_start_up_is_one_line_and_130(tmp_path: Path, moment: str
         130,
         "sweep: interrupted; run the same command again to continue\n",
     )
+
+
+# --------------------------------------------------------------------------- damaged history.csv
+
+
+def copy_with_own_trial_dirs(finished_sweep: Path, tmp_path: Path) -> Path:
+    """A copy of the finished sweep whose trials point at the copy's own trial folders.
+
+    The study records each trial's folder as an absolute path; Optuna refuses to change a
+    finished trial's attrs, so the copy's SQLite rows are rewritten directly."""
+    import sqlite3
+
+    results = tmp_path / "results"
+    shutil.copytree(finished_sweep / "results", results)
+    (results / "tiny" / "report.html").unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(results / "tiny" / "study.db")) as db:
+        db.execute(
+            "UPDATE trial_user_attributes SET value_json = replace(value_json, ?, ?) "
+            "WHERE key IN ('trial_dir', 'checkpoint')",
+            (json.dumps(str(finished_sweep))[1:-1], json.dumps(str(tmp_path))[1:-1]),
+        )
+        db.commit()
+    return results
+
+
+def test_report_with_damaged_histories_leaves_their_curves_out(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    results = copy_with_own_trial_dirs(finished_sweep, tmp_path)
+    trials = results / "tiny" / "trials"
+    empty = trials / "0" / "history.csv"
+    lines = empty.read_text().splitlines()
+    lines[2] = "," + lines[2].split(",", 1)[1]  # epoch 2's epoch cell empty
+    empty.write_text("\n".join(lines) + "\n")
+    binary = trials / "1" / "history.csv"
+    binary.write_bytes(binary.read_bytes()[:40] + b"\xff\xfe\x00\x81" + binary.read_bytes()[40:])
+    code, _, err = run_cli("report", "tiny", "--results", str(results), cwd=tmp_path)
+    assert (code, err) == (0, ""), err
+    page = (results / "tiny" / "report.html").read_text()
+    for number, path, why in (
+        (0, empty, "ValueError: invalid literal for int() with base 10: &#x27;&#x27;"),
+        (1, binary, "UnicodeDecodeError: &#x27;utf-8&#x27; codec can&#x27;t decode byte 0xff"),
+    ):
+        note = f"Trial {number}&#x27;s learning curve is left out: {path} is damaged ({why}"
+        assert note in page
+    assert 'alt="learning curves of the best 1 trials"' in page  # trial 2's is drawn
+    (trials / "2" / "history.csv").write_bytes(b"\x00\xff\xfe")
+    code, _, err = run_cli("report", "tiny", "--results", str(results), cwd=tmp_path)
+    assert (code, err) == (0, "")
+    page = (results / "tiny" / "report.html").read_text()
+    assert "No learning curve could be drawn." in page and 'id="results"' in page
