@@ -1,11 +1,19 @@
-"""A full disk, damaged files and odd folders: one line, nothing lost, the same command
-carries on.
+"""A full disk, damaged files, odd folders, too many jobs, an early SIGTERM: one line,
+nothing lost, and the same command carries on.
 
 - out of space mid-trial (a real small tmpfs as the results folder): the sweep stops at
   once (exit 1) with one line naming the folder, the trial stays RUNNING and resumable,
-  and once space is freed the same command resumes it and finishes;
+  and once space is freed the same command resumes it and finishes; report, compare and
+  export on a full disk say so in one line;
+- a damaged study.db (truncated, not SQLite, malformed) is called damaged (exit 2);
+- --results naming a file or a read-only folder (a real read-only mount), export
+  destinations of the wrong kind: one line, exit 2, nothing changed; a killed export
+  leaves a named partial that the next export removes;
+- --jobs beyond what the machine holds is refused unless --force-jobs;
+- SIGTERM while TensorFlow imports or the data loads: one line, exit 130;
+- a damaged history.csv leaves its curve out of the report, with a note.
 
-Real Keras training, real Optuna SQLite storage, real processes, real mounts.
+Real Keras training, real Optuna SQLite storage, real processes, signals and mounts.
 """
 
 from __future__ import annotations
