@@ -165,6 +165,11 @@ def _parallel_args(p: argparse.ArgumentParser) -> None:
         metavar="T",
         help="TensorFlow threads per worker (default: cores / jobs)",
     )
+    p.add_argument(
+        "--force-jobs",
+        action="store_true",
+        help="start --jobs N workers even if they exceed this machine's cores or memory",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

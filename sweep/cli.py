@@ -7,6 +7,7 @@ The arguments are in ``arguments``. Commands that don't train (``table``, ``stat
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,14 +15,22 @@ from typing import Any, TextIO
 
 from sweep.arguments import SETTING_FLAGS, build_parser
 from sweep.durations import format_duration
-from sweep.errors import ConfigError, SweepError
+from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.interrupts import process_owned
 from sweep.storage import redact_text, storage_from
 
 EXIT_INTERRUPTED = 130
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.interrupts import sigterm_is_ctrl_c
+
+    with sigterm_is_ctrl_c():
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import RunOptions, run_sweep
     from sweep.progress import PlainProgress
 
@@ -47,6 +56,7 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         backend=args.backend,
         scheduler=args.scheduler,
         artifacts_dir=args.artifacts,
+        force_jobs=args.force_jobs,
     )
     if out.isatty() and not args.plain:
         from sweep.live import LiveProgress
@@ -78,6 +88,13 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
+    from sweep.interrupts import sigterm_is_ctrl_c
+
+    with sigterm_is_ctrl_c():
+        return _worker(args, out)
+
+
+def _worker(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import join_sweep
     from sweep.progress import PlainProgress
     from sweep.storage import STORAGE_ENV
@@ -95,6 +112,7 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         jobs=args.jobs or 1,
         threads=args.threads,
         progress=PlainProgress(out, epochs=True),
+        force_jobs=args.force_jobs,
     )
     return 0
 
@@ -246,14 +264,25 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             "report": _cmd_report,
         }
         command = commands[args.command]
-        with process_owned():  # only the command may exit the process (a second Ctrl+C)
+        # only the command may exit the process (a second Ctrl+C)
+        with process_owned(), disk_full_stops(Path(args.results) / (args.study or "")):
             return command(args, out)
+        raise AssertionError("unreachable")
     except SweepError as exc:
         text = str(exc) if storage is None else redact_text(str(exc), storage)
         sys.stderr.write(f"sweep: error: {text}\n")
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in NOT_WRITABLE:
+            raise
+        where = Path(exc.filename).parent if exc.filename else "a folder"
+        sys.stderr.write(
+            f"sweep: error: cannot write to {where} ({exc.strerror}); "
+            "pass a writable folder (--results, --out)\n"
+        )
+        return 2
     except KeyboardInterrupt:
-        sys.stderr.write("sweep: interrupted\n")
+        sys.stderr.write("sweep: interrupted; run the same command again to continue\n")
         return EXIT_INTERRUPTED
 
 

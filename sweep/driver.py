@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import ConfigError, SweepError
+from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.interrupts import StopSignals
 from sweep.plan import (
     PLAN_ATTR,
@@ -28,7 +28,7 @@ from sweep.storage import (
     default_storage_url,
     redact,
     redact_text,
-    study_dir,
+    writable_study_dir,
 )
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
 
@@ -54,6 +54,7 @@ class RunOptions:
     backend: str = "loky"
     scheduler: str | None = None
     functions: Functions | None = None  # instead of ``space``: sweep.run(build_model=...)
+    force_jobs: bool = False  # start --jobs workers even if the machine can't hold them
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,11 +79,10 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     started = time.time()
     progress = progress or NullProgress()
     name = study_name(options)
+    folder = writable_study_dir(options.results_dir, name)
     import_tensorflow_quietly()
     quiet_optuna()
-    folder = study_dir(options.results_dir, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "sweep.log").open("a", encoding="utf-8") as log:
+    with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         logged = PlainProgress(log, epochs=True)
         try:
             summary = _run(options, progress, logged, name, folder, started)
@@ -150,6 +150,10 @@ def _run(
         limit_threads(options.threads)
     data = load_checked_data(space)
     probed = probe(space, data)
+    if options.backend == "loky" and (options.jobs or 1) > 1:  # TensorFlow and data loaded
+        from sweep.parallel import check_machine_holds
+
+        check_machine_holds(options.jobs or 1, force=options.force_jobs)
     mode, grid, target = probed.mode, probed.grid, probed.target
     storage_url = options.storage or default_storage_url(options.results_dir, name)
     study = open_study(
@@ -251,6 +255,7 @@ def join_sweep(
     jobs: int,
     threads: int | None,
     progress: Progress,
+    force_jobs: bool = False,
 ) -> str:
     """``sweep worker``: run trials of a study that ``sweep run --storage URL`` created."""
     from dataclasses import replace
@@ -261,13 +266,16 @@ def join_sweep(
     check_study_name(study)
     import_tensorflow_quietly()
     quiet_optuna()
+    if jobs > 1:
+        from sweep.parallel import check_machine_holds
+
+        check_machine_holds(jobs, force=force_jobs)
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan = load_plan(opened, storage=storage, artifacts=artifacts)
-    folder = study_dir(results_dir, study)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_study_dir(results_dir, study)
     plan = replace(plan, results=str(folder.resolve()))  # this machine's log and table
-    with (folder / "sweep.log").open("a", encoding="utf-8") as log:
+    with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         both = FanOut(progress, PlainProgress(log, epochs=True))
         both.message(
             f"worker joined study {study} on {redact(storage)}: "

@@ -6,6 +6,12 @@ was found, and how to fix it, on one line.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
 
 class SweepError(Exception):
     """Any error the CLI reports as one line, without a traceback."""
@@ -35,3 +41,76 @@ class Interrupted(SweepError):
     """Ctrl+C (or SIGTERM): the current epoch finished, the trial is left resumable."""
 
     exit_code = 130
+
+
+class DiskFullError(SweepError):
+    """Out of disk space (or quota): the sweep stops at once, the running trial stays resumable."""
+
+    exit_code = 1
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# SQLite says it in words (sqlite3.OperationalError, inside SQLAlchemy's OperationalError)
+DISK_FULL_TEXTS = ("database or disk is full", "No space left on device", "Disk quota exceeded")
+
+
+def disk_full_cause(exc: BaseException | None) -> BaseException | None:
+    """The error in ``exc``'s chain (causes and contexts) that says the disk is full, or None;
+    a ``DiskFullError`` first (it says the most), say when closing a log failed after it."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    for found in chain:
+        if isinstance(found, DiskFullError):
+            return found
+    for found in chain:
+        if isinstance(found, OSError) and found.errno in DISK_FULL_ERRNOS:
+            return found
+        if any(text in str(found) for text in DISK_FULL_TEXTS):
+            return found
+    return None
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value = float(n)
+    for unit in ("KB", "MB", "GB"):
+        value /= 1024
+        if value < 1024 or unit == "GB":
+            break
+    return f"{value:.1f} {unit} ({n} bytes)"
+
+
+def disk_full_error(
+    cause: BaseException, *, folder: Path, needed: int | None = None, kept: str = ""
+) -> DiskFullError:
+    """The one line for a full disk: where, how much is free (and needed, if known), what
+    was kept, and how to go on."""
+    if isinstance(cause, DiskFullError):
+        return cause
+    filename = getattr(cause, "filename", None)
+    where = Path(filename).parent if filename else folder
+    what = "disk quota exceeded" if getattr(cause, "errno", None) == errno.EDQUOT else "disk full"
+    try:
+        free = f"{_size(shutil.disk_usage(where).free)} free"
+    except OSError:
+        free = "free space unknown"
+    need = f", about {_size(needed)} needed" if needed else ""
+    return DiskFullError(
+        f"{what}: out of space writing to {where} ({free}{need}); {kept}"
+        "free some space and run the same command again to continue"
+    )
+
+
+@contextlib.contextmanager
+def disk_full_stops(folder: Path) -> Iterator[None]:
+    """Any error that a full disk caused inside the block leaves it as one DiskFullError."""
+    try:
+        yield
+    except Exception as exc:
+        cause = disk_full_cause(exc)
+        if cause is None:
+            raise
+        raise disk_full_error(cause, folder=folder) from None

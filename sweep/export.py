@@ -11,7 +11,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -83,11 +82,19 @@ def output_format(out: Path, fmt: str | None) -> str:
     return fmt
 
 
-def check_destination(out: Path, *, force: bool) -> None:
-    for target in (out, card_path(out)):
+def check_destination(out: Path, *, force: bool, fmt: str = "keras") -> None:
+    """Every destination, before anything is written or moved: the export (a file, or a
+    folder for savedmodel) and its card (a file)."""
+    for target, folder in ((out, fmt == "savedmodel"), (card_path(out), False)):
         if target.exists() and not force:
             raise ConfigError(
                 f"--out {out}: {target} exists; pass --force to replace it, or choose another path"
+            )
+        if target.exists() and target.is_dir() != folder:
+            found, wanted = ("a folder", "a file") if target.is_dir() else ("a file", "a folder")
+            raise ConfigError(
+                f"--out {out}: {target} is {found}, and the export writes {wanted} there; "
+                "--force replaces only an earlier export: remove it, or choose another path"
             )
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
@@ -95,6 +102,25 @@ def check_destination(out: Path, *, force: bool) -> None:
             f"--out {out}: expected a writable folder {parent}, found "
             f"{'no such folder' if not parent.is_dir() else 'no write permission'}"
         )
+
+
+PARTIAL = ".sweep-export-partial"
+
+
+def staging_path(out: Path, fmt: str) -> Path:
+    """Where the export is written, reloaded and checked before it is moved into place:
+    beside ``out`` (same filesystem), named for what it is, so that a kill leaves a file
+    that says so; the next export to ``out`` removes it."""
+    if fmt == "keras":
+        return out.with_name(f".{out.stem}{PARTIAL}.keras")  # Keras picks the format by suffix
+    return out.with_name(f".{out.name}{PARTIAL}")
+
+
+def remove_partial(staged: Path) -> None:
+    if staged.is_dir() and not staged.is_symlink():
+        shutil.rmtree(staged)
+    elif staged.exists() or staged.is_symlink():
+        staged.unlink()
 
 
 def card_path(out: Path) -> Path:
@@ -159,7 +185,7 @@ def export(
     from sweep.plan import load_checked_data, load_space_for
 
     fmt = output_format(out, fmt)
-    check_destination(out, force=force)
+    check_destination(out, force=force, fmt=fmt)
     trial = choose_trial(study, trial_number)
     attrs = trial.user_attrs
     checkpoint = attrs.get("checkpoint")
@@ -199,18 +225,21 @@ def export(
     model = keras.saving.load_model(checkpoint, safe_mode=True)
     score = verified_score(model, f"trial {trial.number}: its checkpoint")
     serving_diff: float | None = None
-    with tempfile.TemporaryDirectory(dir=out.parent if str(out.parent) else ".") as tmp:
-        staged = Path(tmp) / ("model.keras" if fmt == "keras" else "model")
+    staged = staging_path(out, fmt)
+    remove_partial(staged)  # a kill during an earlier export left it
+    try:
         if fmt == "keras":
             model.save(staged)
             reloaded = keras.saving.load_model(staged, safe_mode=True)
-            verified = verified_score(reloaded, f"the exported {staged.name}")
+            verified = verified_score(reloaded, f"the exported {out.name}")
         else:
             model.export(str(staged), format="tf_saved_model", verbose=False)
             serving_diff = _check_savedmodel(model, staged, data.x_val, batch)
             verified = score
         test_score = test_scores(model, data, batch) if data.has_test else None
         _move_into_place(staged, out)
+    finally:
+        remove_partial(staged)
     card = {
         "study": study.study_name,
         "trial": trial.number,

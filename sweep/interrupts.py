@@ -37,6 +37,25 @@ def process_owned() -> Iterator[None]:
         _may_exit = before
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_is_ctrl_c() -> Iterator[None]:
+    """From the start of a command that trains: SIGTERM stops it as Ctrl+C does before any
+    trial runs (while TensorFlow imports, the data loads): one line and exit status 130,
+    not a silent 143. ``StopSignals`` takes over while trials run, and hands back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class StopSignals:
     def __init__(self) -> None:
         self.requested: str | None = None

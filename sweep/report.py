@@ -181,18 +181,30 @@ def _number(text: str) -> Any:
     return text
 
 
+class DamagedHistory(ValueError):
+    """A ``history.csv`` that can't be read as sweep wrote it (its curve is left out)."""
+
+    def __init__(self, path: Path, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        super().__init__(f"{path} is damaged ({reason.rstrip(': ')})")
+
+
 def _history(trial: Any, monitor: str) -> dict[str, list[tuple[int, float]]]:
     """Series to draw for a trial: ``history.csv`` columns if the file exists, else the
-    monitored value from the intermediate values Optuna recorded (1-based epochs)."""
+    monitored value from the intermediate values Optuna recorded (1-based epochs).
+    Raises ``DamagedHistory`` when the file is there but can't be read."""
     trial_dir = trial.user_attrs.get("trial_dir")
     path = Path(trial_dir) / "history.csv" if trial_dir else None
     if path is not None and path.is_file():
-        with path.open(newline="", encoding="utf-8") as fh:
-            records = list(csv.DictReader(fh))
-        keys = [k for k in (monitor, "loss", "val_loss") if records and k in records[0]]
-        series = {
-            k: [(int(r["epoch"]), _float(r[k])) for r in records] for k in dict.fromkeys(keys)
-        }
+        try:
+            with path.open(newline="", encoding="utf-8") as fh:
+                records = list(csv.DictReader(fh))
+            keys = [k for k in (monitor, "loss", "val_loss") if records and k in records[0]]
+            series = {
+                k: [(int(r["epoch"]), _float(r[k])) for r in records] for k in dict.fromkeys(keys)
+            }
+        except (ValueError, TypeError, KeyError, csv.Error) as exc:  # UnicodeDecodeError too
+            raise DamagedHistory(path, exc) from None
         if monitor in series:
             return series
     steps = sorted(trial.intermediate_values.items())
@@ -201,10 +213,19 @@ def _history(trial: Any, monitor: str) -> dict[str, list[tuple[int, float]]]:
 
 def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
     monitor = str(study.user_attrs.get("monitor") or "value")
-    top = [trials[r["trial"]] for r in rows if r["state"] == "complete"][:TOP_CURVES]
-    if not top:
+    best = [trials[r["trial"]] for r in rows if r["state"] == "complete"][:TOP_CURVES]
+    if not best:
         return _note("No complete trials yet.")
-    curves = {t.number: _history(t, monitor) for t in top}
+    curves: dict[int, dict[str, list[tuple[int, float]]]] = {}
+    notes = ""
+    for t in best:
+        try:
+            curves[t.number] = _history(t, monitor)
+        except DamagedHistory as exc:
+            notes += _note(f"Trial {t.number}'s learning curve is left out: {exc}.") + "\n"
+    top = [t for t in best if t.number in curves]
+    if not top:
+        return notes + _note("No learning curve could be drawn.")
 
     def draw(fig: Figure) -> None:
         axes = fig.subplots(2, 3).ravel()
@@ -244,7 +265,7 @@ def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
             ax.grid(alpha=0.3)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
-    return (
+    return notes + (
         _img(draw, size=(12, 6.5), alt=f"learning curves of the best {len(top)} trials")
         + "\n<p>Star and dashed line: best epoch; dotted line: the last epoch trained.</p>"
     )

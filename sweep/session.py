@@ -11,7 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import ConfigError, Interrupted, SweepError, TrialPrunedError
+from sweep.errors import (
+    ConfigError,
+    DiskFullError,
+    Interrupted,
+    SweepError,
+    TrialPrunedError,
+    disk_full_cause,
+    disk_full_error,
+    disk_full_stops,
+)
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
 from sweep.plan import Plan, error_text, load_checked_data, load_space_for, trial_seed
@@ -101,6 +110,15 @@ class Session:
             with self.worker.heartbeat(self.study, trial):
                 self.run_one(trial, resumed=resumed)
 
+    def disk_full(self, number: int, trial_dir: Path, cause: BaseException) -> DiskFullError:
+        """Stop the sweep: no further trial could write either. What one epoch of this
+        trial writes (its resume point's variables and best model) is the space needed."""
+        written = list((trial_dir / "resume").glob("vars-*.npz"))
+        written += [trial_dir / "best.keras"] if (trial_dir / "best.keras").is_file() else []
+        needed = sum(p.stat().st_size for p in written) or None
+        kept = f"trial {number} stays resumable from its last completed epoch; "
+        return disk_full_error(cause, folder=trial_dir, needed=needed, kept=kept)
+
     def run_one(self, trial: Any, *, resumed: bool) -> None:
         """Run (or resume) one trial, tell the study, write the table, report it."""
         import optuna
@@ -111,6 +129,7 @@ class Session:
         seeded = plan.seed is not None or plan.deterministic
         self.progress.trial_started(TrialStart(trial=trial.number, resumed=resumed))
         fatal: ConfigError | None = None
+        trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
         try:
             run_trial(
                 trial,
@@ -118,7 +137,7 @@ class Session:
                 data=self.data,
                 settings=settings,
                 mode=plan.mode,
-                trial_dir=Path(plan.artifacts) / "trials" / str(trial.number),
+                trial_dir=trial_dir,
                 seed=trial_seed(plan.seed or 0, trial.number) if seeded else None,
                 deterministic=plan.deterministic,
                 on_epoch=self.progress.epoch_ended,
@@ -133,6 +152,9 @@ class Session:
             state, error = "pruned", ""
             self.failures_in_a_row = 0
         except Exception as exc:  # the one place that maps a trial's exception to its state
+            cause = disk_full_cause(exc)
+            if cause is not None:  # like an interruption: the trial stays RUNNING, resumable
+                raise self.disk_full(trial.number, trial_dir, cause) from None
             error = error_text(exc)
             trial.set_user_attr("error", error)
             trial.set_user_attr("stop_reason", "failed")
@@ -223,4 +245,6 @@ def work(
             progress=progress,
             signals=signals,
         )
-        return session.loop()
+        with disk_full_stops(Path(plan.results)):  # asking a trial, writing the table
+            return session.loop()
+        raise AssertionError("unreachable")

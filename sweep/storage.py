@@ -6,6 +6,7 @@ Optuna storage is the one source of truth. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import re
 import sqlite3
@@ -181,22 +182,104 @@ def open_storage(url: str) -> Any:
         ) from None
 
 
+def check_results_dir(results_dir: Path, flag: str = "--results") -> None:
+    """A results folder that exists must be a folder."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise ConfigError(
+            f"{flag} {results_dir}: expected a folder, found a file; pass a folder "
+            "(it is created if missing)"
+        )
+
+
+def writable_study_dir(results_dir: Path, study: str, flag: str = "--results") -> Path:
+    """``results_dir/study``, created if missing; a one-line error if it can't be written."""
+    check_results_dir(results_dir, flag)
+    folder = study_dir(results_dir, study)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{flag} {results_dir}: expected {folder} to be a folder, found a file; "
+            "move the file away or pass another --results"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag} {results_dir}: cannot create {folder} ({exc.strerror}); pass a writable folder"
+        ) from None
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(
+            f"{flag} {results_dir}: cannot write to {folder} (read-only or no permission); "
+            "pass a writable folder"
+        )
+    return folder
+
+
 def existing_studies(results_dir: Path) -> list[str]:
     if not results_dir.is_dir():
         return []
     return sorted(p.parent.name for p in results_dir.glob(f"*/{STUDY_DB}"))
 
 
-def _has_tables(db: Path) -> bool:
-    """Whether an SQLite file already holds Optuna's tables (read-only: creates nothing)."""
+class DbState(enum.Enum):
+    READY = "ready"  # holds Optuna's tables
+    CREATING = "creating"  # empty, or so new that Optuna is still creating its tables
+    DAMAGED = "damaged"
+
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+NEW_S = 60.0  # a file without Optuna's tables younger than this may still be being created
+
+
+def _truncated(db: Path) -> str | None:
+    """Why the SQLite header says the file is cut short, or None (cheap: reads 100 bytes)."""
+    with db.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        return "it is not an SQLite database"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    valid = header[24:28] == header[92:96]  # the page count is kept up to date
+    size = db.stat().st_size
+    if valid and pages and size < pages * page_size:
+        return f"it is truncated: {size} of {pages * page_size} bytes"
+    return None
+
+
+def db_state(db: Path) -> tuple[DbState, str]:
+    """Whether an SQLite file holds Optuna's tables, is being created, or is damaged (and
+    why); read-only: creates nothing."""
+    if db.stat().st_size == 0:
+        return DbState.CREATING, ""
+    damage = _truncated(db)
+    if damage is not None:
+        return DbState.DAMAGED, damage
     try:
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as c:
             found = c.execute(
                 "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'"
             ).fetchone()
-    except sqlite3.Error:
-        return False
-    return found is not None
+    except sqlite3.DatabaseError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return DbState.CREATING, ""
+        return DbState.DAMAGED, f"SQLite says: {exc}"
+    if found is not None:
+        return DbState.READY, ""
+    if time.time() - db.stat().st_mtime < NEW_S:
+        return DbState.CREATING, ""
+    return DbState.DAMAGED, "it holds no Optuna study tables"
+
+
+def damaged_error(study: str, db: Path, why: str) -> ConfigError:
+    trials = db.parent / "trials"
+    return ConfigError(
+        f"study {study!r}: {db} is damaged ({why}) and cannot be read; the checkpoints and "
+        f"histories under {trials}/ are intact; restore {db.name} from a backup, or run the "
+        "sweep again with --study NEW"
+    )
+
+
+DAMAGE_TEXTS = ("file is not a database", "database disk image is malformed")
 
 
 def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -> Any:
@@ -204,6 +287,7 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
     import optuna
 
     check_study_name(study)
+    check_results_dir(results_dir)
     if storage is None:
         db = study_dir(results_dir, study) / STUDY_DB
         if not db.is_file():
@@ -212,13 +296,16 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
                 f"study {study!r}: expected {db}, found no such file; "
                 f"studies in {results_dir}/: {known} (or pass --results DIR / --storage URL)"
             )
-        if not _has_tables(db):
+        state, why = db_state(db)
+        if state is DbState.DAMAGED:
+            raise damaged_error(study, db, why)
+        if state is DbState.CREATING:
             raise ConfigError(
                 f"study {study!r}: {db} is being created right now; try again in a moment"
             )
         storage = default_storage_url(results_dir, study)
-    opened = open_storage(storage)
     try:
+        opened = open_storage(storage)
         return optuna.load_study(study_name=study, storage=opened)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
@@ -226,3 +313,9 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
             f"study {study!r}: not found in {redact(storage)}; "
             f"studies there: {', '.join(names) or 'none'}"
         ) from None
+    except Exception as exc:  # SQLAlchemy's or Optuna's wrapping of SQLite's own words
+        found = next((text for text in DAMAGE_TEXTS if text in str(exc)), None)
+        if found is None or not storage.startswith("sqlite:///"):
+            raise
+        db = Path(storage.removeprefix("sqlite:///"))
+        raise damaged_error(study, db, f"SQLite says: {found}") from None
