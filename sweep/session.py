@@ -69,7 +69,8 @@ class Session:
         with self.worker.claiming():  # check and ask as one step: N workers don't overshoot
             orphans = self.worker.orphans(self.study)
             if orphans:
-                frozen = orphans[0]
+                frozen = orphans[0]  # only this one is claimed: the others are for other workers
+                self.worker.claim(self.study, frozen)
                 self.progress.message(
                     f"trial {frozen.number} was left running by a process that is gone; resuming it"
                 )
