@@ -37,6 +37,7 @@ class Plan:
     max_failures: int = 5
     keep_checkpoints: int | None = None
     calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
+    allow_space_change: bool = False  # resume trials interrupted under another space
 
     def to_json(self) -> str:
         raw = asdict(self)
