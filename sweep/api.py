@@ -28,6 +28,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PathLike = str | os.PathLike[str]
+SEED_MAX = 2**32 - 1
 
 
 def suggest_keywords(func: Callable[P, R]) -> Callable[P, R]:
@@ -83,6 +84,7 @@ def _path(name: str, value: Any) -> Path:
 def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], **o: Any) -> Any:
     """``RunOptions`` from ``run``'s keyword arguments, each checked as the CLI checks it."""
     from sweep.driver import RunOptions
+    from sweep.storage import storage_from
 
     if functions is not None and space is not None:
         raise ConfigError(
@@ -96,16 +98,24 @@ def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], *
     if settings.get("data_path") is not None:
         settings["data_path"] = str(Path(settings["data_path"]).expanduser().resolve())
     jobs = _whole("jobs", o["jobs"], 1)
+    if o["storage"] is not None and o["storage_file"] is not None:
+        raise ConfigError(
+            "sweep.run(): expected storage= or storage_file=, got both; pass one of them"
+        )
+    storage_file = None if o["storage_file"] is None else _path("storage_file", o["storage_file"])
+    seed = _whole("seed", o["seed"], 0)
+    if seed is not None and seed > SEED_MAX:
+        raise ConfigError(f"--seed: expected a whole number from 0 to {SEED_MAX}, got {seed}")
     options: RunOptions = RunOptions(
         space="digits_cnn" if space is None else os.fspath(space),
         overrides={k: v for k, v in settings.items() if v is not None},
         functions=functions,
         study=o["study"],
-        storage=o["storage"],
+        storage=storage_from(o["storage"], storage_file),
         results_dir=_path("results", o["results"]),
         artifacts_dir=None if o["artifacts"] is None else _path("artifacts", o["artifacts"]),
         timeout_s=_timeout(o["timeout"]),
-        seed=_whole("seed", o["seed"], 0),
+        seed=seed,
         deterministic=bool(o["deterministic"]),
         max_failures=_whole("max_failures", o["max_failures"], 1, optional=False) or 1,
         keep_checkpoints=_whole("keep_checkpoints", o["keep_checkpoints"], 0),
@@ -114,6 +124,8 @@ def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], *
         threads=_whole("threads", o["threads"], 1),
         backend=o["backend"],
         scheduler=o["scheduler"],
+        force_jobs=bool(o["force_jobs"]),
+        allow_space_change=bool(o["allow_space_change"]),
     )
     return options
 
@@ -167,6 +179,7 @@ def run(
     data_path: PathLike | None = None,
     study: str | None = None,
     storage: str | None = None,
+    storage_file: PathLike | None = None,
     results: PathLike = "results",
     artifacts: PathLike | None = None,
     timeout: str | float | None = None,
@@ -179,6 +192,8 @@ def run(
     calibrate: int = 0,
     max_failures: int = 5,
     keep_checkpoints: int | None = None,
+    force_jobs: bool = False,
+    allow_space_change: bool = False,
     progress: bool = True,
 ) -> Study:
     """Run (or continue) a sweep, as ``sweep run`` does; return its ``Study``.
@@ -218,6 +233,7 @@ def run(
         settings,
         study=study,
         storage=storage,
+        storage_file=storage_file,
         results=results,
         artifacts=artifacts,
         timeout=timeout,
@@ -230,6 +246,8 @@ def run(
         calibrate=calibrate,
         max_failures=max_failures,
         keep_checkpoints=keep_checkpoints,
+        force_jobs=force_jobs,
+        allow_space_change=allow_space_change,
     )
     try:
         with _progress(progress) as shown:
@@ -243,7 +261,10 @@ def run(
 
 @suggest_keywords
 def load(study: str, *, results: PathLike = "results", storage: str | None = None) -> Study:
-    """A study made by ``sweep run`` or ``sweep.run``, finished or still running."""
+    """A study made by ``sweep run`` or ``sweep.run``, finished or still running (its
+    storage: ``storage``, else ``$SWEEP_STORAGE``, else the study's SQLite file)."""
+    from sweep.storage import storage_from
     from sweep.study import Study
 
-    return Study(study, results=_path("results", results), storage=storage)
+    url = storage_from(storage, None)
+    return Study(study, results=_path("results", results), storage=url)

@@ -208,6 +208,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="Keras seed + TensorFlow op determinism (seed defaults to 0)",
     )
     run.add_argument("--study", default=None, help="study name (default: the space's name)")
+    run.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="resume trials interrupted under an edited space (the table marks them)",
+    )
     _storage_args(run, "$SWEEP_STORAGE, else SQLite")
     run.add_argument("--results", type=Path, default=Path("results"), help="results folder")
     run.add_argument(

@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         max_failures=args.max_failures,
         keep_checkpoints=args.keep_checkpoints,
         calibrate=args.calibrate,
+        allow_space_change=args.allow_space_change,
         jobs=args.jobs if args.jobs is not None or args.backend == "dask" else 1,
         threads=args.threads,
         backend=args.backend,

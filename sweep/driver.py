@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import ConfigError, SweepError, disk_full_stops
+from sweep.fingerprint import FINGERPRINT_ATTR, RerunCheck, space_fingerprint
 from sweep.interrupts import StopSignals
 from sweep.plan import (
     PLAN_ATTR,
@@ -49,6 +50,7 @@ class RunOptions:
     max_failures: int = 5
     keep_checkpoints: int | None = None
     calibrate: int = 0
+    allow_space_change: bool = False
     jobs: int | None = 1
     threads: int | None = None
     backend: str = "loky"
@@ -126,6 +128,27 @@ def load_run_space(options: RunOptions, name: str) -> SearchSpace:
     )
 
 
+def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
+    """Raise ``ResumeRefused`` if this run may not resume one of the study's orphans
+    (the settings or the space differ from the ones it was interrupted under)."""
+    from sweep.ownership import Worker
+
+    check = RerunCheck(
+        space=space,
+        mode=plan.mode,
+        calibrate=plan.calibrate,
+        artifacts=Path(plan.artifacts),
+        allow_space_change=plan.allow_space_change,
+    )
+    worker = Worker(Path(plan.artifacts))
+    try:
+        with worker.claiming():
+            for trial in worker.orphans(study):
+                check.check(trial)
+    finally:
+        worker.close()
+
+
 def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
     """Trial 0 of a new study takes every hyperparameter's default (KerasTuner's); the
     grid sampler needs no such trial, the defaults are on its grid or not at all."""
@@ -181,8 +204,11 @@ def _run(
         calibrate=options.calibrate,
         functions=functions,
         from_functions=functions is not None,
+        allow_space_change=options.allow_space_change,
     )
+    refuse_unresumable(study, space, plan)  # before anything is written to the study
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
+    study.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(space))
     table = folder / "trials.csv"
     done = finished(study)
     both.sweep_started(

@@ -95,10 +95,11 @@ class Worker:
             thread.join()
 
     def orphans(self, study: Any) -> list[Any]:
-        """Claim every RUNNING trial whose owner is gone; return them as FrozenTrials.
+        """Every RUNNING trial whose owner is gone, as FrozenTrials; claims none of them.
 
-        Call it inside ``claiming()``."""
-        claimed = []
+        Call it inside ``claiming()``, then ``claim`` the one trial this process runs
+        next: the others stay orphans, for other workers (or this one, later)."""
+        found = []
         stale = _stale_by_heartbeat(study)
         now = time.time()
         for t in study.get_trials(deepcopy=False):
@@ -113,15 +114,18 @@ class Worker:
                     continue
             elif t.user_attrs.get("owner_host", self.host) != self.host or self.alive(owner):
                 continue
-            storage = study._storage
-            if t._trial_id in stale:
-                # beat now, under the claim lock: nobody else may find it stale any more
-                storage.record_heartbeat(t._trial_id)
-            for key, value in (("owner", self.id), ("owner_host", self.host)):
-                storage.set_trial_user_attr(t._trial_id, key, value)
-            storage.set_trial_user_attr(t._trial_id, "worker", self.label)
-            claimed.append(t)
-        return claimed
+            found.append(t)
+        return found
+
+    def claim(self, study: Any, trial: Any) -> None:
+        """Make an orphan (a FrozenTrial from ``orphans``) this process's own."""
+        storage = study._storage
+        if trial._trial_id in _stale_by_heartbeat(study):
+            # beat now, under the claim lock: nobody else may find it stale any more
+            storage.record_heartbeat(trial._trial_id)
+        for key, value in (("owner", self.id), ("owner_host", self.host)):
+            storage.set_trial_user_attr(trial._trial_id, key, value)
+        storage.set_trial_user_attr(trial._trial_id, "worker", self.label)
 
 
 def _stale_by_heartbeat(study: Any) -> set[int]:

@@ -47,6 +47,7 @@ class Plan:
     # workers (never stored on the study: they live in the caller's notebook or script)
     functions: bytes | None = None
     from_functions: bool = False
+    allow_space_change: bool = False  # resume trials interrupted under another space
 
     def to_json(self) -> str:
         raw = asdict(self)

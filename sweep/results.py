@@ -33,6 +33,7 @@ FIXED_AFTER = [
     "duration_s",
     "worker",
     "checkpoint",
+    "space_changed",
     "error",
 ]
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
@@ -72,6 +73,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
         duration_s=duration,
         worker=attrs.get("worker", ""),
         checkpoint=checkpoint if checkpoint and Path(checkpoint).is_file() else "",
+        space_changed=bool(attrs.get("space_changed", False)),
         error=attrs.get("error", ""),
     )
     if row["state"] == "running":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -80,10 +81,35 @@ def save_variables(model: Any, path: Path) -> None:
         np.savez(fh, *arrays)
 
 
-def load_variables(model: Any, path: Path) -> None:
+class DamagedResumePoint(Exception):
+    """A file of a resume point can't be read back (cut short, overwritten, missing)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}{': ' + text[0] if text else ''}"
+
+
+def read_variables(path: Path) -> list[np.ndarray]:
+    """Every array of a ``vars-<epoch>.npz``; ``DamagedResumePoint`` if it can't be read."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return [data[f"arr_{i}"] for i in range(len(data.files))]
+    except FileNotFoundError:
+        raise DamagedResumePoint(path, "missing") from None
+    except Exception as exc:  # BadZipFile, EOFError, zlib.error, ValueError: cut short or garbage
+        raise DamagedResumePoint(path, _reason(exc)) from None
+
+
+def load_variables(model: Any, path: Path, arrays: list[np.ndarray] | None = None) -> None:
+    """Assign the saved variables (``arrays`` if already read from ``path``) to the model."""
     variables = model_variables(model)
-    with np.load(path) as data:
-        arrays = [data[f"arr_{i}"] for i in range(len(data.files))]
+    if arrays is None:
+        arrays = read_variables(path)
     if len(arrays) != len(variables) or any(
         tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables, strict=False)
     ):
@@ -148,7 +174,12 @@ class ResumeDir:
         path = self.folder / STATE
         if not path.is_file():
             return None
-        state = ResumeState.from_json(path.read_text(encoding="utf-8"))
+        try:
+            state = ResumeState.from_json(path.read_text(encoding="utf-8"))
+            if not isinstance(state.epochs_done, int) or not isinstance(state.variables, str):
+                raise ValueError("epochs_done or variables has the wrong type")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DamagedResumePoint(path, _reason(exc)) from None  # UnicodeDecodeError too
         self._finish(state)
         return state
 
@@ -157,6 +188,26 @@ class ResumeDir:
             for path in self.folder.iterdir():
                 path.unlink()
             self.folder.rmdir()
+
+
+def load_resume_point(
+    number: int, resume: ResumeDir, on_message: Callable[[str], None] | None
+) -> tuple[ResumeState | None, list[Any] | None]:
+    """The trial's resume point and its saved variables, or (None, None) to start afresh:
+    there is none, or one of its files is damaged (then it is removed, and said so)."""
+    try:
+        state = resume.load()
+        if state is None:
+            return None, None
+        return state, read_variables(resume.folder / state.variables)
+    except DamagedResumePoint as exc:
+        if on_message is not None:
+            on_message(
+                f"trial {number}: its resume point is damaged ({exc}); "
+                "restarting the trial from scratch"
+            )
+        resume.remove()
+        return None, None
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):  # type: ignore[misc]

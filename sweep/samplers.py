@@ -69,3 +69,43 @@ def make_sampler(name: str, *, seed: int | None, grid: dict[str, list[Any]] | No
             )
         return samplers.GPSampler(seed=seed)
     raise ConfigError(f"--sampler: expected one of tpe, random, grid, cmaes, gp, got {name!r}")
+
+
+# Where Optuna 5.0's samplers keep their randomness: LazyRandomState attributes, and
+# inner samplers (TPE's startup trials, CMA-ES's independent parameters).
+_RNG_ATTRS = ("_rng", "_cma_rng")
+_INNER_SAMPLERS = ("_random_sampler", "_independent_sampler")
+
+
+def sampler_seed(seed: int, number: int, stream: int = 0) -> int:
+    """The sampler's seed for trial ``number``: from the sweep's seed and the number only."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number, stream]).generate_state(1)[0])
+
+
+def reseed_for_trial(sampler: Any, seed: int | None, number: int, *, stream: int = 0) -> None:
+    """Set the sampler's random state for the trial numbered ``number``, before it is asked.
+
+    The suggestions for trial n then depend on (seed, n) and the trials before it, not
+    on how many processes asked before: a sweep killed and resumed asks what an
+    uninterrupted one would have (with one worker; several race for the numbers).
+    Grid's shuffle of its grid, done once with ``seed``, is left as it is."""
+    if seed is None:
+        return
+    from optuna.samplers._lazy_random_state import LazyRandomState
+
+    for attr in _RNG_ATTRS:
+        lazy = getattr(sampler, attr, None)
+        if isinstance(lazy, LazyRandomState):
+            lazy.rng.seed(sampler_seed(seed, number, stream))
+    for offset, attr in enumerate(_INNER_SAMPLERS, start=1):
+        inner = getattr(sampler, attr, None)
+        if inner is not None:
+            reseed_for_trial(inner, seed, number, stream=stream + 10 * offset)
+
+
+def next_number(trials: list[Any]) -> int:
+    """The number ``study.ask()`` gives next: the first waiting (enqueued) trial's, or a new one."""
+    waiting = [t.number for t in trials if t.state.name == "WAITING"]
+    return min(waiting) if waiting else len(trials)

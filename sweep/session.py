@@ -21,11 +21,19 @@ from sweep.errors import (
     disk_full_error,
     disk_full_stops,
 )
+from sweep.fingerprint import (
+    FINGERPRINT_ATTR,
+    SPACE_CHANGED_ATTR,
+    RerunCheck,
+    ResumeRefused,
+    space_fingerprint,
+)
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
 from sweep.plan import Plan, error_text, load_checked_data, load_space_for, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
 from sweep.results import write_table
+from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
 from sweep.storage import open_storage
 
@@ -78,7 +86,14 @@ class Session:
         with self.worker.claiming():  # check and ask as one step: N workers don't overshoot
             orphans = self.worker.orphans(self.study)
             if orphans:
-                frozen = orphans[0]
+                frozen = orphans[0]  # only this one is claimed: the others are for other workers
+                rerun = self.rerun_check()
+                rerun.check(frozen)  # before the claim: a refused rerun changes nothing
+                self.worker.claim(self.study, frozen)
+                if rerun.space_change(frozen) is not None:  # allowed (--allow-space-change)
+                    self.study._storage.set_trial_user_attr(
+                        frozen._trial_id, SPACE_CHANGED_ATTR, True
+                    )
                 self.progress.message(
                     f"trial {frozen.number} was left running by a process that is gone; resuming it"
                 )
@@ -92,9 +107,20 @@ class Session:
                 return "target reached"
             if done + running >= self.plan.target:
                 return WAIT  # others' trials will reach the target, unless their owner dies
+            reseed_for_trial(self.study.sampler, self.plan.seed, next_number(trials))
             trial = self.study.ask()
             self.worker.mark(trial)
+            trial.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(self.space))
             return trial, False
+
+    def rerun_check(self) -> RerunCheck:
+        return RerunCheck(
+            space=self.space,
+            mode=self.plan.mode,
+            calibrate=self.plan.calibrate,
+            artifacts=Path(self.plan.artifacts),
+            allow_space_change=self.plan.allow_space_change,
+        )
 
     def loop(self) -> str:
         while True:
@@ -143,10 +169,13 @@ class Session:
                 on_epoch=self.progress.epoch_ended,
                 stop_request=self.stop_request,
                 calibration=trial.number < plan.calibrate,
+                on_message=self.progress.message,
             )
         except Interrupted:
             write_table(self.study, self.table)  # the trial stays RUNNING: resumable
             raise
+        except ResumeRefused:
+            raise  # nothing was recorded: the trial stays RUNNING, resumable as it was
         except TrialPrunedError:
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
             state, error = "pruned", ""
@@ -225,10 +254,9 @@ def work(
     if space is None:
         space, data = loaded(plan)
     study = optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage))
-    # A fresh sampler seed per process and session: none replays another's suggestions.
-    offset = len(study.get_trials(deepcopy=False)) + 7919 * index
-    sampler_seed = None if plan.seed is None else plan.seed + offset
-    study.sampler = make_sampler(space.settings.sampler, seed=sampler_seed, grid=plan.grid)
+    # Reseeded for each trial number before each ask (see next_trial): the same command
+    # asks the same, however often it was killed; workers ask for different numbers.
+    study.sampler = make_sampler(space.settings.sampler, seed=plan.seed, grid=plan.grid)
     study.pruner = make_pruner(space.settings.pruner, max_epochs=space.settings.epochs)
     with contextlib.ExitStack() as stack:
         worker = Worker(Path(plan.artifacts))

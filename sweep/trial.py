@@ -28,11 +28,12 @@ from sweep.errors import (
     TrialPrunedError,
 )
 from sweep.feed import epoch_feed
+from sweep.fingerprint import ResumeRefused, settings_conflict
 from sweep.hparams import OptunaHyperParameters, suggest
 from sweep.hypermodel import fit_kwargs, hypermodel_fit
 from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, missing_monitor_message
-from sweep.resume import ResumableEarlyStopping, ResumeDir, load_variables
+from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
 
 
@@ -201,6 +202,7 @@ def run_trial(
     on_epoch: Callable[[EpochEvent], None] | None = None,
     stop_request: Callable[[], str | None] | None = None,
     calibration: bool = False,
+    on_message: Callable[[str], None] | None = None,
 ) -> TrialResult:
     """Train one trial, or continue it from its resume point if it has one.
 
@@ -216,13 +218,13 @@ def run_trial(
     checkpoint = (trial_dir / "best.keras").resolve()
     history_path = (trial_dir / "history.csv").resolve()
     resume = ResumeDir(trial_dir / "resume", checkpoint)
-    state = resume.load()
+    state, saved = load_resume_point(trial.number, resume, on_message)
     attrs = trial.user_attrs
     patience, min_delta = stopping_settings(trial, settings, calibration=calibration)
     data_seed = attrs.get("data_seed")
     if data_seed is None:
         data_seed = seed if seed is not None else secrets.randbelow(2**31)
-    for key, value in {
+    facts = {
         "monitor": settings.monitor,
         "mode": mode,
         "max_epochs": settings.epochs,
@@ -236,12 +238,13 @@ def run_trial(
         else fit_kwargs(space).get("batch_size"),
         "trial_dir": str(trial_dir.resolve()),
         "data_seed": data_seed,
-    }.items():
-        if attrs.get(key, value) != value and state is not None and key != "trial_dir":
-            raise ConfigError(
-                f"trial {trial.number} was started with {key}={attrs[key]!r}, this run has "
-                f"{value!r}; resume it with the same settings, or use a new --study"
-            )
+    }
+    if state is not None:  # checked before anything is recorded: a refusal changes nothing
+        checked = {k: v for k, v in facts.items() if k != "trial_dir"}
+        conflict = settings_conflict(trial.number, attrs, checked)
+        if conflict is not None:
+            raise ResumeRefused(conflict)
+    for key, value in facts.items():
         trial.set_user_attr(key, value)
 
     stopper = ResumableEarlyStopping(
@@ -284,7 +287,7 @@ def run_trial(
         hp = OptunaHyperParameters(trial)
         model = build(space, hp)
         if state is not None:
-            load_variables(model, resume.folder / state.variables)
+            load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
             validation = None if data.x_val is None else (data.x_val, data.y_val)
             if space.fit is not None:  # a HyperModel's own fit: NumPy arrays, KerasTuner-style

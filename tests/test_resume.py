@@ -250,14 +250,35 @@ def test_a_live_owner_keeps_its_trial(tmp_path: Path) -> None:
     first, second = Worker(tmp_path), Worker(tmp_path)
     owned = s.ask()
     first.mark(owned)
-    unmarked = s.ask()  # asked a moment ago, not yet marked: left alone (grace period)
+    s.ask()  # asked a moment ago, not yet marked: left alone (grace period)
     assert second.orphans(s) == []
     first.close()  # its process is gone, as far as the lock can tell
-    claimed = second.orphans(s)
-    assert [t.number for t in claimed] == [owned.number]
+    found = second.orphans(s)
+    assert [t.number for t in found] == [owned.number]  # not the unmarked one
+    assert s.trials[owned.number].user_attrs["owner"] == first.id  # found, not claimed
+    second.claim(s, found[0])
     assert s.trials[owned.number].user_attrs["owner"] == second.id
-    assert unmarked.number not in [t.number for t in claimed]
     assert Worker(tmp_path).orphans(s) == []  # second is alive and owns it now
+    second.close()
+
+
+def test_a_worker_claims_only_the_orphan_it_runs(tmp_path: Path) -> None:
+    """Two orphans (a killed --jobs 2 run): claiming one leaves the other to the next worker,
+    or to the same worker once it is done with the first (the --jobs 1 rerun)."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    s = optuna.create_study(study_name="s", storage=storage)
+    dead = Worker(tmp_path)
+    for _ in range(2):
+        dead.mark(s.ask())
+    dead.close()
+    first, second = Worker(tmp_path), Worker(tmp_path)
+    with first.claiming():
+        found = first.orphans(s)
+        assert [t.number for t in found] == [0, 1]
+        first.claim(s, found[0])
+    assert [t.number for t in second.orphans(s)] == [1]  # still an orphan, for anyone
+    assert [t.number for t in first.orphans(s)] == [1]
+    first.close()
     second.close()
 
 

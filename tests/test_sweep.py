@@ -30,6 +30,7 @@ EXPECTED_COLUMNS = [
     "duration_s",
     "worker",
     "checkpoint",
+    "space_changed",
     "error",
 ]
 
