@@ -35,3 +35,27 @@ class Interrupted(SweepError):
     """Ctrl+C (or SIGTERM): the current epoch finished, the trial is left resumable."""
 
     exit_code = 130
+
+
+class FatalTrialError(SweepError):
+    """The user's code raised KerasTuner's ``FatalError``: stop the sweep (exit 1)."""
+
+    exit_code = 1
+
+
+def _keras_tuner_error(exc: BaseException, name: str) -> bool:
+    import sys
+
+    kt = sys.modules.get("keras_tuner")
+    cls = getattr(getattr(kt, "errors", None), name, None)
+    return isinstance(cls, type) and isinstance(exc, cls)
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """``keras_tuner.errors.FatalError`` (or a subclass): KerasTuner stops the search."""
+    return _keras_tuner_error(exc, "FatalError")
+
+
+def is_failed_trial(exc: BaseException) -> bool:
+    """``keras_tuner.errors.FailedTrialError``: the trial failed, not retried."""
+    return _keras_tuner_error(exc, "FailedTrialError")

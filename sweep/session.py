@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import ConfigError, Interrupted, SweepError, TrialPrunedError
+from sweep.errors import (
+    ConfigError,
+    FatalTrialError,
+    Interrupted,
+    SweepError,
+    TrialPrunedError,
+    is_fatal,
+)
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
 from sweep.plan import Plan, error_text, load_checked_data, load_space_for
@@ -105,15 +112,17 @@ class Session:
         """Run (or resume) one trial, tell the study, write the table, report it."""
         import optuna
 
-        from sweep.trial import run_trial
+        from sweep.retries import run_with_retries
 
         plan, settings = self.plan, self.space.settings
         seeded = plan.seed is not None or plan.deterministic
         self.progress.trial_started(TrialStart(trial=trial.number, resumed=resumed))
-        fatal: ConfigError | None = None
+        fatal: SweepError | None = None
         try:
-            run_trial(
+            run_with_retries(
                 trial,
+                retries=settings.max_retries_per_trial,
+                on_retry=self.progress.message,
                 space=self.space,
                 data=self.data,
                 settings=settings,
@@ -141,6 +150,8 @@ class Session:
             self.failures_in_a_row += 1
             if isinstance(exc, ConfigError):
                 fatal = exc  # it would fail every trial: stop the sweep
+            elif is_fatal(exc):  # KerasTuner's FatalError stops the search
+                fatal = FatalTrialError(f"trial {trial.number} raised {error}")
         else:
             self.study.tell(trial, trial.user_attrs["best_score"])
             state, error = "complete", ""
