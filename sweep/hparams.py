@@ -54,6 +54,12 @@ def listed_values(hp: Any) -> list[Any] | None:
 _CONFLICTS = ("dynamic value space", "different distribution kind")
 
 
+def is_conflict(exc: BaseException, hp: Any) -> bool:
+    """Optuna refused ``hp``'s distribution because a conditional hyperparameter of the
+    same name under other conditions was registered with another one."""
+    return bool(hp.conditions) and any(c in str(exc) for c in _CONFLICTS)
+
+
 def qualified_name(hp: Any) -> str:
     """``b[a=3]``: the name Optuna stores a conditional hyperparameter under when the same
     name has another distribution under other conditions; the table shows it as ``b``."""
@@ -121,6 +127,6 @@ class OptunaHyperParameters(keras_tuner.HyperParameters):  # type: ignore[misc]
         try:
             return suggest(self.trial, hp)
         except ValueError as exc:
-            if not hp.conditions or not any(c in str(exc) for c in _CONFLICTS):
+            if not is_conflict(exc, hp):
                 raise
             return suggest(self.trial, hp, name=qualified_name(hp))

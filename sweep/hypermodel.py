@@ -6,9 +6,12 @@ Nothing here imports KerasTuner (or TensorFlow) unless the space file already di
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import numbers
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -117,6 +120,8 @@ def hypermodel_fit(space: SearchSpace, hp: Any, model: Any, x: Any, y: Any, **kw
     """
     assert space.fit is not None
     kwargs = {**fit_kwargs(space), **kwargs}
+    if "epochs" in kwargs and sets_epochs(space.fit):
+        kwargs.pop("epochs")
     try:
         return space.fit(hp, model, x, y, **kwargs)
     except TypeError as exc:
@@ -130,6 +135,17 @@ def hypermodel_fit(space: SearchSpace, hp: Any, model: Any, x: Any, y: Any, **kw
             "harness passes batch_size only when the settings give one: remove it from "
             "SETTINGS/--batch-size or from the fit"
         ) from None
+
+
+def sets_epochs(fit: Any) -> bool:
+    """Whether the fit's own code passes ``epochs=`` to a call (KerasTuner's docstring:
+    ``model.fit(*args, epochs=hp.Int("epochs", 5, 20), **kwargs)``). Then sweep does not
+    pass its own: calling it with both would raise "multiple values for 'epochs'"."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fit)))
+    except (OSError, TypeError, SyntaxError):
+        return False  # no source: the TypeError fallback in hypermodel_fit applies
+    return any(isinstance(node, ast.keyword) and node.arg == "epochs" for node in ast.walk(tree))
 
 
 @dataclass(frozen=True)

@@ -60,11 +60,11 @@ def translate_settings(raw: Mapping[str, Any], *, origin: str) -> dict[str, Any]
         if name in REFUSED:
             raise ConfigError(f"{origin}: setting {name!r} is KerasTuner's; {REFUSED[name]}")
         if name == "objective":
+            out.update(_objective(value, origin))
             if "monitor" in raw:
                 raise ConfigError(
                     f"{origin}: both 'objective' and 'monitor' are set; keep one of them"
                 )
-            out.update(_objective(value, origin))
         elif name == "max_trials":
             if "trials" in raw:
                 raise ConfigError(

@@ -15,7 +15,7 @@ import keras
 
 from sweep.data import Data, head
 from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, is_fatal
-from sweep.hparams import suggest
+from sweep.hparams import is_conflict, qualified_name, suggest
 from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
 from sweep.plan import error_text
 from sweep.recorder import missing_monitor_message
@@ -141,7 +141,12 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     for h in hp.space:
         try:
-            suggest(scratch.ask(), h)
+            try:
+                suggest(scratch.ask(), h)
+            except ValueError as exc:
+                if not is_conflict(exc, h):
+                    raise
+                suggest(scratch.ask(), h, name=qualified_name(h))
         except ConfigError as exc:
             raise ConfigError(f"search space {space.path}: {exc}") from None
         except ValueError as exc:
