@@ -102,24 +102,23 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     parent = ParentGpus()
     parent.set(HIDDEN if is_parallel(options) else devices.workers[0].visible)
     take(devices.workers[0] if not is_parallel(options) else WorkerDevices(), set_env=False)
-    try:
-        import_tensorflow_quietly()
-        from sweep.train.gpu import configure_process
+    import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
+    from sweep.train.gpu import configure_process
 
-        configure_process(current_devices())
-    finally:
-        parent.restore()  # CUDA has read it: workers started later take their own
+    configure_process(current_devices())
     quiet_optuna()
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         logged = PlainProgress(log, epochs=True)
         try:
             if devices.warning:
                 FanOut(progress, logged).message(f"warning: {devices.warning}")
-            summary = _run(options, progress, logged, name, folder, started, devices)
+            summary = _run(options, progress, logged, name, folder, started, devices, parent)
         except (SweepError, KeyboardInterrupt) as exc:
             why = str(exc) if isinstance(exc, SweepError) else "interrupted"
             logged.message(f"sweep stopped: {redact_text(why, options.storage or '')}")
             raise
+        finally:
+            parent.restore()  # the caller's own CUDA_VISIBLE_DEVICES back
         ended = f"sweep ended: {summary.finished}/{summary.target} trials finished"
         ended += f" ({summary.stopped_because})"
         if summary.best:
@@ -231,6 +230,7 @@ def _run(
     folder: Path,
     started: float,
     devices: DevicePlan,
+    parent: ParentGpus,
 ) -> SweepSummary:
     both = FanOut(progress, logged)
     space = load_run_space(options, name)
@@ -306,6 +306,7 @@ def _run(
         # Ctrl+C exits at once, everywhere).
         signals = StopSignals()
         signals.install()
+        parent.restore()  # the probe ran with GPUs hidden; workers take their own
         try:
             with Relay(folder / "sweep.log", study, progress, progress.relayed):
                 reasons = run_parallel(
