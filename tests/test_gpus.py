@@ -2,7 +2,8 @@
 assignment (through the discovery function's input), one-line errors, each worker's
 CUDA_VISIBLE_DEVICES as its build_model sees it (the GPU list given with --gpus, used as
 given where none is listed), the parent probing with every GPU hidden, a trial under
-MirroredStrategy over 2 logical CPUs killed with SIGKILL and resumed, and mixed_float16.
+MirroredStrategy over 2 logical CPUs killed with SIGKILL and resumed, and mixed_float16
+in every trial of the four workers.
 
 No GPU here: TensorFlow runs the workers on CPU whatever CUDA_VISIBLE_DEVICES says, so
 what can be checked is what each process was given before it imported TensorFlow.
@@ -203,20 +204,28 @@ def test_four_workers_share_two_gpus_each_trial_on_its_workers_device(tmp_path: 
         (visible,) = workers[r["worker"].rsplit(":", 1)[-1]]
         assert r["device"] == f"GPU:{visible}", r
     assert {r["device"] for r in rows} == {"GPU:0", "GPU:1"}  # both devices in use
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    for r in rows:  # --mixed-precision: every trial's model in mixed_float16, reloading exactly
+        model = keras.saving.load_model(r["checkpoint"])
+        assert {layer.dtype_policy.name for layer in model.layers} == {"mixed_float16"}
+        score = model.evaluate(x[48:], y[48:], batch_size=32, verbose=0)
+        assert score == pytest.approx(float(r["best_score"]), rel=1e-3)
+    assert keras.mixed_precision.global_policy().name == "float32"  # this process: untouched
 
 
-def test_mirrored_strategy_over_logical_cpus_mixed_precision_killed_and_resumed(
+def test_mirrored_strategy_over_logical_cpus_killed_and_resumed(
     tmp_path: Path,
 ) -> None:
-    """One trial spanning 2 (logical CPU) devices, in mixed_float16: SIGKILL mid-trial,
-    `sweep status` names its devices, the rerun resumes it, the checkpoint reproduces
-    best_score and its layers keep the policy."""
+    """One trial spanning 2 (logical CPU) devices: SIGKILL mid-trial, `sweep status` names
+    its devices, the rerun resumes it (MirroredVariables restored), the checkpoint
+    reproduces best_score."""
     settings = {**SLOW, "epochs": 6, "patience": 6, "trials": 1}
     write_space(tmp_path, source=SLOW_SPACE, settings=settings)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "SWEEP_LOGICAL_CPUS": "2"}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     argv = [sys.executable, "-m", "sweep", "run", "tiny.py", "--gpus-per-trial", "2"]
-    argv += ["--mixed-precision", "--seed", "3"]
+    argv += ["--seed", "3"]
     proc = subprocess.Popen(
         argv,
         cwd=tmp_path,
@@ -238,7 +247,6 @@ def test_mirrored_strategy_over_logical_cpus_mixed_precision_killed_and_resumed(
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert trial.user_attrs["resumed_from"] >= 2 and trial.user_attrs["device"] == "CPU:0,1"
     model = keras.saving.load_model(trial.user_attrs["checkpoint"])
-    assert {layer.dtype_policy.name for layer in model.layers} == {"mixed_float16"}
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2400, 32)).astype("float32")
     y = (x[:, :4].sum(axis=1) + 0.5 * rng.normal(size=2400) > 0).astype("int64")
