@@ -179,6 +179,7 @@ def test_four_workers_share_two_gpus_each_trial_on_its_workers_device(tmp_path: 
             *("--jobs", "4", "--gpus", "0,1"),
             "--force-jobs",
             "--plain",
+            "--mixed-precision",
         ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
