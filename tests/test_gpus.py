@@ -257,3 +257,16 @@ def test_mirrored_strategy_over_logical_cpus_killed_and_resumed(
     assert score == pytest.approx(trial.user_attrs["best_score"], rel=1e-3)
     rows = read_rows(tmp_path / "results" / "tiny" / "trials.csv")
     assert rows[0]["device"] == "CPU:0,1"
+
+
+def test_sweep_run_takes_the_gpu_options(tmp_path: Path) -> None:
+    import sweep
+
+    space = write_space(tmp_path)
+    with pytest.raises(ConfigError, match=r"^--gpu-memory: expected a size like 10GB"):
+        sweep.run(space, gpu_memory="lots", results=tmp_path / "results", progress=False)
+    with pytest.raises(ConfigError, match=r"^--gpus: expected a list of GPU numbers"):
+        sweep.run(space, gpus=[0.5], results=tmp_path / "results", progress=False)
+    with pytest.raises(ConfigError, match=r"^--gpus-per-trial 2: expected at least 2 GPUs"):
+        sweep.run(space, gpus_per_trial=2, results=tmp_path / "results", progress=False)
+    assert not (tmp_path / "results" / "tiny" / "study.db").exists()
