@@ -166,6 +166,9 @@ def _run(
 ) -> SweepSummary:
     both = FanOut(progress, logged)
     space = load_run_space(options, name)
+    from sweep.tracking import check_installed
+
+    check_installed(tensorboard=space.settings.tensorboard, mlflow=space.settings.mlflow)
     parallel = options.backend != "loky" or (options.jobs or 1) > 1
     if not parallel and options.threads is not None:
         from sweep.parallel import limit_threads
