@@ -212,6 +212,13 @@ def _run(
     refuse_unresumable(study, space, plan)  # before anything is written to the study
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     study.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(space))
+    if space.settings.mlflow is not None:
+        from sweep.mlflow_tracking import MlflowTracker
+
+        tracker = MlflowTracker(
+            space.settings.mlflow, study=study, artifacts=False, warn=both.message
+        )
+        tracker.start_study()
     table = folder / "trials.csv"
     done = finished(study)
     both.sweep_started(

@@ -44,6 +44,11 @@ def _client(uri: str) -> Any:
     return MlflowClient(tracking_uri=uri)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -59,13 +64,19 @@ class MlflowTracker(Tracker):
         self.client = _client(uri)
         self.runs: dict[int, str] = {}  # trial number -> its run id, while it logs
 
+    def start_study(self) -> None:
+        """The study's run, made once before any trial (workers started next share it)."""
+        try:
+            self._parent()
+        except Exception as exc:
+            self.warn(f"warning: MLflow logging for the study failed ({_first_line(exc)})")
+
     def _failed(self, trial: int, exc: BaseException) -> None:
         """Stop logging this trial, with one warning line; the trial goes on."""
         self.runs.pop(trial, None)
-        text = str(exc).strip().splitlines()
         self.warn(
-            f"warning: MLflow logging for trial {trial} failed ({type(exc).__name__}: "
-            f"{text[0] if text else ''}); the trial goes on without it"
+            f"warning: MLflow logging for trial {trial} failed ({_first_line(exc)}); "
+            "the trial goes on without it"
         )
 
     def _parent(self) -> str:
