@@ -55,7 +55,7 @@ def _now_ms() -> int:
 
 class MlflowTracker(Tracker):
     def __init__(
-        self, uri: str, *, study: Any, artifacts: bool, warn: Callable[[str], None]
+        self, uri: str, *, study: Any, warn: Callable[[str], None], artifacts: bool = False
     ) -> None:
         self.uri = uri
         self.study = study
@@ -67,7 +67,16 @@ class MlflowTracker(Tracker):
     def start_study(self) -> None:
         """The study's run, made once before any trial (workers started next share it)."""
         try:
-            self._parent()
+            self.client.update_run(self._parent(), status="RUNNING")  # a rerun: again
+        except Exception as exc:
+            self.warn(f"warning: MLflow logging for the study failed ({_first_line(exc)})")
+
+    def end_study(self) -> None:
+        """The study's run is FINISHED once the study has all its trials."""
+        try:
+            run_id = self.study.user_attrs.get(PARENT_ATTR)
+            if run_id is not None:
+                self.client.set_terminated(run_id, status="FINISHED")
         except Exception as exc:
             self.warn(f"warning: MLflow logging for the study failed ({_first_line(exc)})")
 
@@ -105,6 +114,8 @@ class MlflowTracker(Tracker):
     def trial_started(self, start: TrialStart) -> dict[str, Any]:
         try:
             run_id = start.attrs.get(RUN_ATTR)
+            if run_id is not None and self._rerun_from_scratch(run_id, start):
+                run_id = None
             if run_id is None:
                 run_id = self._new_run(start)
             else:
@@ -115,6 +126,15 @@ class MlflowTracker(Tracker):
             return {}
         self.runs[start.number] = run_id
         return {RUN_ATTR: run_id}
+
+    def _rerun_from_scratch(self, run_id: str, start: TrialStart) -> bool:
+        """A trial rerun from scratch (max_retries_per_trial) after its run logged epochs
+        gets a new run; the old one is marked ``retried``."""
+        if start.history or not self.client.get_metric_history(run_id, start.monitor):
+            return False
+        self.client.set_tag(run_id, STATE_TAG, "retried")
+        self.client.set_terminated(run_id, status="FAILED")
+        return True
 
     def _new_run(self, start: TrialStart) -> str:
         from mlflow.entities import Param

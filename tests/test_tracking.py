@@ -153,6 +153,7 @@ def test_tensorboard_and_mlflow_after_a_kill(tmp_path: Path, mlflow_server: str)
     ]
     client = MlflowClient(tracking_uri=mlflow_server)
     parent = study.user_attrs["mlflow_parent_run_id"]
+    assert client.get_run(parent).info.status == "FINISHED"  # the study has all its trials
     experiment_id = client.get_run(parent).info.experiment_id
     children = client.search_runs(
         [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent}'"
@@ -188,14 +189,21 @@ def test_tensorboard_and_mlflow_after_a_kill(tmp_path: Path, mlflow_server: str)
         assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["best.keras"]
 
 
-def test_a_tracking_server_that_is_down_warns_once_per_trial(tmp_path: Path) -> None:
+def test_a_tracking_server_that_is_down_warns_once_per_trial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the Python API's keywords (the CLI's flags are the test above)."""
+    import sweep
+
     space = write_space(tmp_path, settings={"epochs": 2, "trials": 2})
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    code, out, err = run_cli("run", str(space), "--mlflow", down, "--plain", cwd=tmp_path)
-    assert code == 0, err
-    assert "2/2 trials finished" in out
+    monkeypatch.chdir(tmp_path)
+    study = sweep.run(space, mlflow=down, tensorboard=True, results=tmp_path / "results")
+    out = capsys.readouterr().out
+    assert [r.state for r in study.trials] == ["complete", "complete"]
     for n in (0, 1):
         assert out.count(f"warning: MLflow logging for trial {n} failed (") == 1
+        assert list((tmp_path / "results" / "tiny" / "tensorboard" / str(n)).glob("events.*"))
     assert "the trial goes on without it" in out
 
 

@@ -98,6 +98,10 @@ class TensorBoardTracker(Tracker):
         run = self.folder / str(start.number)
         earlier = _events(run) if run.is_dir() else []
         written = {e.step for e in earlier for v in e.summary.value if v.tag == start.monitor}
+        if written and not start.history:  # rerun from scratch (max_retries_per_trial)
+            for path in run.glob(EVENTS):
+                path.unlink()
+            earlier, written = [], set()
         started = any(
             v.tag == metadata.SESSION_START_INFO_TAG for e in earlier for v in e.summary.value
         )
