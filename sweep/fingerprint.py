@@ -32,7 +32,9 @@ FINGERPRINT_ATTR = "space_fingerprint"
 SPACE_CHANGED_ATTR = "space_changed"
 # Settings about the sweep as a whole, not one trial: a rerun may change them freely
 # (more --trials, another sampler or pruner for the trials still to come).
-SWEEP_LEVEL = frozenset({"trials", "sampler", "pruner", "first_trial"})
+SWEEP_LEVEL = frozenset(
+    {"trials", "sampler", "pruner", "first_trial", "tensorboard", "mlflow", "mlflow_artifacts"}
+)
 
 
 class ResumeRefused(ConfigError):
