@@ -46,6 +46,7 @@ class TrialRecord:
     mode: str | None = None
     resumed_from: int = 0  # epochs done before the last process took the trial over
     keras_best_epoch: int | None = None  # EarlyStopping's own best_epoch (honours min_delta)
+    resume_note: str = ""  # what a resume could not carry over (a callback's state), if any
 
 
 def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
@@ -83,4 +84,5 @@ def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
         mode=attrs.get("mode"),
         resumed_from=int(attrs.get("resumed_from", 0)),
         keras_best_epoch=_int(attrs.get("keras_best_epoch")),
+        resume_note=str(attrs.get("resume_note", "")),
     )

@@ -9,8 +9,8 @@ writes ``history.csv``, reports the monitored value to Optuna, fails fast on a
 missing monitor or a NaN loss, and stops at the epoch boundary when asked to
 (time budget, Ctrl+C).
 
-It must come after EarlyStopping in the callback list, so that the resume point
-holds EarlyStopping's counters for the same epoch.
+It must come last in the callback list (after EarlyStopping and the user's callbacks),
+so that the resume point holds their counters for the same epoch.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sweep.atomic import write_text_atomic
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
 from sweep.resume import ResumableEarlyStopping, ResumeDir, ResumeState
+from sweep.train.callbacks import CallbackStates
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:
@@ -67,6 +68,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         on_epoch: Callable[[EpochEvent], None] | None = None,
         stop_request: Callable[[], str | None] | None = None,
         should_prune: Callable[[], bool] | None = None,
+        user_callbacks: CallbackStates | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("min", "max"):
@@ -82,6 +84,8 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.on_epoch = on_epoch
         self.stop_request = stop_request
         self.should_prune = should_prune
+        self.user_callbacks = user_callbacks
+        self._callback_states: list[Any] | None = None  # to hand back at on_train_begin
         self.history: list[dict[str, float]] = []
         self.best_score: float | None = None
         self.best_epoch: int | None = None  # 1-based
@@ -93,7 +97,13 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.history = [dict(row) for row in state.history]
         self.best_score = state.best_score
         self.best_epoch = state.best_epoch
+        self._callback_states = state.callbacks
         write_text_atomic(self.history_path, history_csv(self.history))
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # last in the list: every user callback has reset itself by now
+        if self.user_callbacks is not None:
+            self.user_callbacks.restore(self._callback_states)
 
     @property
     def checkpoint_path(self) -> Any:
@@ -131,6 +141,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             best_epoch=self.best_epoch,
             stopper=self.stopper.snapshot(),
             improved=improved,
+            callbacks=None if self.user_callbacks is None else self.user_callbacks.snapshot(),
         )
         write_text_atomic(self.history_path, history_csv(self.history))
         if self.report is not None and math.isfinite(value):

@@ -14,6 +14,7 @@ import inspect
 import math
 import sys
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -65,6 +66,7 @@ class SearchSpace:
     fit: Callable[..., Any] | None = None  # a HyperModel's own fit(hp, model, x, y, **kwargs)
     takes_data_path: bool = False  # load_data(data_path=...)
     explicit: frozenset[str] = frozenset()  # settings given in SETTINGS or on the command line
+    callbacks: Callable[[Any], Any] | None = None  # callbacks(hp): the user's extra callbacks
 
     def call_load_data(self) -> Any:
         if self.takes_data_path:
@@ -210,6 +212,7 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
             f"{origin}: expected SETTINGS to be a dict, got {type(raw).__name__}; "
             "write SETTINGS = {'monitor': 'val_loss', ...}"
         )
+    callbacks = _callbacks_entry(getattr(module, "callbacks", None), origin)
     values = validate_settings(raw, path=path, origin=origin)
     values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
     takes_path = "data_path" in inspect.signature(load_data).parameters
@@ -227,6 +230,20 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         takes_data_path=takes_path,
         settings=Settings(**values),
         explicit=frozenset(values),
+        callbacks=callbacks,
+    )
+
+
+def _callbacks_entry(value: Any, origin: str) -> Callable[[Any], Any] | None:
+    """The space's optional ``callbacks(hp)``, checked to be a function."""
+    if value is None or isinstance(value, types.ModuleType):  # from keras import callbacks
+        return None
+    if callable(value):
+        factory: Callable[[Any], Any] = value
+        return factory
+    raise ConfigError(
+        f"{origin}: expected callbacks to be a function callbacks(hp) returning a list of "
+        f"Keras callbacks, got {type(value).__name__}; define def callbacks(hp): return [...]"
     )
 
 
@@ -237,6 +254,7 @@ class Functions:
     build_model: Callable[[Any], Any] | None = None
     load_data: Callable[..., Any] | None = None
     hypermodel: Any = None
+    callbacks: Callable[[Any], Any] | None = None
 
 
 FUNCTIONS_PATH = Path("<functions>")  # what messages call a space given as functions
@@ -250,11 +268,10 @@ def space_from_functions(
     load_data: Callable[..., Any] | None,
     hypermodel: Any = None,
     settings: Mapping[str, Any] | None = None,
+    callbacks: Callable[[Any], Any] | None = None,
 ) -> SearchSpace:
     """A search space from functions (``sweep.run(build_model=..., load_data=...)``): the
     same checks as a file's, its settings given as keyword arguments."""
-    import types
-
     if not callable(load_data):
         raise ConfigError(
             f"{_ORIGIN}: expected load_data= a function returning (x, y) or "
@@ -271,7 +288,8 @@ def space_from_functions(
     if hypermodel is not None:
         module.hypermodel = hypermodel
     build, fit = model_entry(module, _ORIGIN)
-    return functions_space(name, build, fit, load_data, overrides=settings)
+    checked = _callbacks_entry(callbacks, _ORIGIN)
+    return functions_space(name, build, fit, load_data, overrides=settings, callbacks=checked)
 
 
 def functions_space(
@@ -281,6 +299,7 @@ def functions_space(
     load_data: Callable[..., Any],
     *,
     overrides: Mapping[str, Any] | None,
+    callbacks: Callable[[Any], Any] | None = None,
 ) -> SearchSpace:
     """The space of checked functions (also what a worker rebuilds from a plan)."""
     values = validate_settings(overrides or {}, path=FUNCTIONS_PATH, origin=COMMAND_LINE)
@@ -299,4 +318,5 @@ def functions_space(
         takes_data_path=takes_path,
         settings=Settings(**values),
         explicit=frozenset(values),
+        callbacks=callbacks,
     )

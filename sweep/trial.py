@@ -35,6 +35,7 @@ from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, missing_monitor_message
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
+from sweep.train.callbacks import build_user_callbacks, user_callbacks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,6 +143,7 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     hp = keras_tuner.HyperParameters()
     try:
         model = build(space, hp)
+        build_user_callbacks(space.callbacks, hp, f"search space {space.path}")
         keys = logged_keys(space, hp, model, data)
         monitor = space.settings.monitor
         if monitor not in keys:
@@ -286,6 +288,9 @@ def run_trial(
     try:
         hp = OptunaHyperParameters(trial)
         model = build(space, hp)
+        user = user_callbacks(space, hp, recorder, resumed=state is not None)
+        for key, value in user.attrs.items():
+            trial.set_user_attr(key, value)
         if state is not None:
             load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
@@ -300,7 +305,7 @@ def run_trial(
                     validation_data=validation,
                     initial_epoch=done,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     verbose=0,
                 )
                 if recorder.stop_epoch == done:
@@ -324,7 +329,7 @@ def run_trial(
                     validation_data=validation,
                     validation_batch_size=settings.batch_size,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     shuffle=False,
                     verbose=0,
                 )

@@ -30,6 +30,8 @@ EXPECTED_COLUMNS = [
     "duration_s",
     "worker",
     "checkpoint",
+    "resumed_from",
+    "resume_note",
     "space_changed",
     "error",
 ]
