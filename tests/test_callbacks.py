@@ -4,6 +4,8 @@ counters, a user callback's ``get_state``/``set_state``), or the trial says it w
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -105,7 +107,9 @@ def test_a_user_callback_keeps_its_state_through_the_protocol(tmp_path: Path) ->
     handed back after on_train_begin (the counter goes on from 2, not 0), and the callback
     without the protocol is named in resume_note."""
     write_space(tmp_path, settings={"epochs": 4, "patience": 10}, extra=COUNTING)
-    st = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    (tmp_path / "results" / "tiny").mkdir(parents=True)
+    db = f"sqlite:///{tmp_path / 'results' / 'tiny' / 'study.db'}"
+    st = optuna.create_study(study_name="tiny", storage=db)
     trial = st.ask()
     with pytest.raises(Interrupted):
         _trial_run(tmp_path, trial, stop_after=2)
@@ -117,9 +121,14 @@ def test_a_user_callback_keeps_its_state_through_the_protocol(tmp_path: Path) ->
     counted = [float(line.split(",")[-1]) for line in history[1:]]
     assert history[0].endswith(",epochs_counted") and counted == [1.0, 2.0, 3.0, 4.0]
     assert trial.user_attrs["resumed_from"] == 2
-    assert trial.user_attrs["resume_note"] == (
-        "callback Forgetful has no get_state/set_state: its state restarted"
-    )
+    note = "callback Forgetful has no get_state/set_state: its state restarted"
+    assert trial.user_attrs["resume_note"] == note
+    st.tell(trial, 0.5)
+    code, out, _ = run_cli("status", "tiny", cwd=tmp_path)
+    assert code == 0 and f"resumed: trial 0 from epoch 2, not exactly: {note}\n" in out
+    code, out, _ = run_cli("table", "tiny", "--format", "csv", cwd=tmp_path)
+    (row,) = list(csv.DictReader(io.StringIO(out)))
+    assert (row["resumed_from"], row["resume_note"]) == ("2", note)
 
 
 PLATEAU = """
