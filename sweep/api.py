@@ -178,6 +178,7 @@ def run(
     pruner: str | None = None,
     first_trial: str | None = None,
     data_path: PathLike | None = None,
+    executions_per_trial: int | None = None,
     study: str | None = None,
     storage: str | None = None,
     storage_file: PathLike | None = None,
@@ -233,6 +234,7 @@ def run(
         "pruner": pruner,
         "first_trial": first_trial,
         "data_path": data_path,
+        "executions_per_trial": executions_per_trial,
     }
     options = _options(
         space,

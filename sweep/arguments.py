@@ -127,6 +127,12 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
         "defaults: trial 0 uses every hyperparameter's default (default: sampled)",
     ),
     ("--data-path", "data_path", _path, "a local data file, passed to load_data(data_path=...)"),
+    (
+        "--executions-per-trial",
+        "executions_per_trial",
+        _int(1),
+        "train each trial N times; its score is the mean of their best scores",
+    ),
 ]
 
 

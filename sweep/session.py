@@ -149,7 +149,7 @@ class Session:
         """Run (or resume) one trial, tell the study, write the table, report it."""
         import optuna
 
-        from sweep.trial import run_trial
+        from sweep.train.executions import train_trial
 
         plan, settings = self.plan, self.space.settings
         seeded = plan.seed is not None or plan.deterministic
@@ -157,7 +157,7 @@ class Session:
         fatal: ConfigError | None = None
         trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
         try:
-            run_trial(
+            train_trial(
                 trial,
                 space=self.space,
                 data=self.data,

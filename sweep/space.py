@@ -47,6 +47,7 @@ class Settings:
     pruner: str = "none"  # Optuna's pruners, checked at each epoch end (see sweep.pruning)
     first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
+    executions_per_trial: int = 1  # KerasTuner's name: train each trial N times, score the mean
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -134,7 +135,7 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
             _check(path, name, value, ok, "a file path or None", origin)
             value = None if value is None else str(value)
-        elif name in ("epochs", "batch_size", "trials"):
+        elif name in ("epochs", "batch_size", "trials", "executions_per_trial"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
         elif name == "patience":
             items = list(value) if isinstance(value, list | tuple) else [value]
@@ -165,6 +166,17 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             value = float(value)
         out[name] = value
     return out
+
+
+def _check_executions(values: Mapping[str, Any], *, path: Path, origin: str) -> None:
+    """Pruning judges one curve per trial: with several executions it is refused."""
+    count, pruner = values.get("executions_per_trial", 1), values.get("pruner", "none")
+    if count > 1 and pruner != "none":
+        raise ConfigError(
+            f"{origin}: executions_per_trial={count} with pruner {pruner!r}: a pruner judges "
+            "one curve per trial, expected pruner 'none'; drop --pruner or set "
+            "--executions-per-trial 1"
+        )
 
 
 def _import_file(path: Path) -> Any:
@@ -215,6 +227,7 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
     callbacks = _callbacks_entry(getattr(module, "callbacks", None), origin)
     values = validate_settings(raw, path=path, origin=origin)
     values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
+    _check_executions(values, path=path, origin=origin)
     takes_path = "data_path" in inspect.signature(load_data).parameters
     if values.get("data_path") is not None and not takes_path:
         raise ConfigError(
@@ -303,6 +316,7 @@ def functions_space(
 ) -> SearchSpace:
     """The space of checked functions (also what a worker rebuilds from a plan)."""
     values = validate_settings(overrides or {}, path=FUNCTIONS_PATH, origin=COMMAND_LINE)
+    _check_executions(values, path=FUNCTIONS_PATH, origin=_ORIGIN)
     takes_path = "data_path" in inspect.signature(load_data).parameters
     if values.get("data_path") is not None and not takes_path:
         raise ConfigError(

@@ -19,6 +19,8 @@ EXPECTED_COLUMNS = [
     "monitor",
     "mode",
     "best_score",
+    "best_execution",
+    "best_execution_score",
     "best_epoch",
     "stop_epoch",
     "max_epochs",
