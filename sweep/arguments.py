@@ -133,6 +133,12 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
         _int(1),
         "train each trial N times; its score is the mean of their best scores",
     ),
+    (
+        "--max-retries-per-trial",
+        "max_retries_per_trial",
+        _int(0),
+        "rerun a trial that raises from scratch up to N times (KerasTuner's; default 0)",
+    ),
 ]
 
 

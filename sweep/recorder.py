@@ -100,11 +100,6 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self._callback_states = state.callbacks
         write_text_atomic(self.history_path, history_csv(self.history))
 
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        # last in the list: every user callback has reset itself by now
-        if self.user_callbacks is not None:
-            self.user_callbacks.restore(self._callback_states)
-
     @property
     def checkpoint_path(self) -> Any:
         return self.resume.checkpoint
@@ -120,6 +115,14 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         if self.best_score is None:
             return True
         return value < self.best_score if self.mode == "min" else value > self.best_score
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        epochs = (self.params or {}).get("epochs")
+        if isinstance(epochs, int) and epochs > 0:  # a HyperModel's fit may choose its epochs
+            self.max_epochs = epochs
+        # last in the list: every user callback has reset itself by now
+        if self.user_callbacks is not None:
+            self.user_callbacks.restore(self._callback_states)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})

@@ -74,14 +74,15 @@ def train_trial(trial: Any, *, settings: Any, trial_dir: Path, **kwargs: Any) ->
     trial.set_user_attr("max_epochs", settings.epochs)
     done: list[dict[str, Any]] = []
     for e in range(count):
-        ex = ExecutionTrial(trial, e)
-        if ex.user_attrs.get("stop_reason") and ex.user_attrs.get("best_score") is not None:
+        ex, ex_dir = ExecutionTrial(trial, e), trial_dir / "executions" / str(e)
+        finished = ex.user_attrs.get("stop_reason") and ex.user_attrs.get("best_score") is not None
+        if finished and (ex_dir / "best.keras").is_file():
             done.append(ex.user_attrs)  # finished before an interruption: kept
             continue
         run_trial(
             ex,
             settings=settings,
-            trial_dir=trial_dir / "executions" / str(e),
+            trial_dir=ex_dir,
             seed=execution_seed(seed, e),
             **kwargs,
         )
@@ -133,8 +134,8 @@ def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> Trial
         trial.set_user_attr(key, value)
     return TrialResult(
         best_score=mean,
-        best_epoch=int(chosen["best_epoch"]),
-        stop_epoch=int(chosen["stop_epoch"]),
+        best_epoch=int(chosen.get("best_epoch") or 0),
+        stop_epoch=int(chosen.get("stop_epoch") or 0),
         early_stopped=bool(chosen["early_stopped"]),
         stop_reason=str(chosen["stop_reason"]),
         keras_best_epoch=chosen.get("keras_best_epoch"),
