@@ -5,11 +5,13 @@ execution resumes that execution, keeping the finished ones."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 
 import optuna
+import pytest
 from conftest import run_cli, write_space
 from test_resume import SLOW, SLOW_SPACE, finish, kill, start, study, wait_for
 from test_trial_semantics import read_csv, reload_score, validation_arrays
@@ -41,6 +43,14 @@ def test_two_executions_score_the_mean_and_keep_the_best_model(tmp_path: Path) -
     xv, yv = validation_arrays(space)
     score = reload_score(row["checkpoint"], "val_loss", xv, yv)
     assert abs(score - bests[best]) <= 1e-5 * abs(bests[best]) + 1e-6
+    # sweep compare replays each execution's curve: at the recorded setting, both are
+    # uncensored and their replayed bests are the executions' own
+    cmp = ("compare", "tiny", "--patience", "10", "--min-delta", "0", "--format", "csv")
+    code, out, err = run_cli(*cmp, cwd=tmp_path)
+    assert code == 0, err
+    (setting,) = list(csv.DictReader(io.StringIO(out.split("\nwritten:")[0])))
+    assert (setting["uncensored"], setting["censored"]) == ("2", "0")
+    assert float(setting["mean_best_score"]) == pytest.approx(sum(bests) / 2, rel=1e-12)
 
 
 def test_pruning_with_several_executions_is_refused(tmp_path: Path) -> None:

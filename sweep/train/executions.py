@@ -6,8 +6,9 @@ execution ``e`` trains in ``trials/<n>/executions/<e>/`` (its own ``best.keras``
 its facts are one user attr ``execution_<e>`` (a dict). When all are done, the best
 execution's ``best.keras`` and ``history.csv`` are copied to ``trials/<n>/``, and the trial
 records the mean as ``best_score`` with ``best_execution`` and ``best_execution_score``.
-Optuna's intermediate values (what a pruner and optuna-dashboard see) are the first
-execution's curve; pruning with more than one execution is refused (see ``space``).
+Each execution's monitored values are in its attr's ``curve`` (``sweep compare`` replays
+every execution's); Optuna's intermediate values (what a pruner and optuna-dashboard see)
+are the first execution's curve; pruning with more than one execution is refused.
 
 A resumed trial keeps its finished executions (their attrs) and continues the interrupted
 one from its own resume point.
@@ -59,6 +60,11 @@ class ExecutionTrial:
         self._trial.set_user_attr(self._key, dict(self._attrs))
 
     def report(self, value: float, step: int) -> None:
+        """Kept as this execution's ``curve`` (what ``sweep compare`` replays); the first
+        execution's also goes to Optuna (what pruners and optuna-dashboard see)."""
+        curve = dict(self._attrs.get("curve") or {})
+        curve[str(step)] = float(value)
+        self.set_user_attr("curve", curve)
         if self.execution == 0:
             self._trial.report(value, step)
 
@@ -112,7 +118,7 @@ def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> Trial
     _copy_atomic(ex_dir / "best.keras", checkpoint)
     _copy_atomic(ex_dir / "history.csv", history)
     mean = math.fsum(float(d["best_score"]) for d in done) / len(done)
-    kept = {k: v for k, v in chosen.items() if k not in ("checkpoint", "resumed_from")}
+    kept = {k: v for k, v in chosen.items() if k not in ("checkpoint", "resumed_from", "curve")}
     kept["trial_dir"] = str(trial_dir.resolve())
     notes = [
         f"execution {e}: {d['resume_note']}" for e, d in enumerate(done) if d.get("resume_note")
