@@ -40,7 +40,8 @@ class ResumeRefused(ConfigError):
 
 def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
     """The space's source hash and effective per-trial settings (JSON-ready)."""
-    source = hashlib.sha256(space.path.read_bytes()).hexdigest()
+    # a space given as functions (sweep.run(build_model=...)) has no file to hash
+    source = hashlib.sha256(space.path.read_bytes()).hexdigest() if space.path.is_file() else ""
     settings = {
         f.name: getattr(space.settings, f.name)
         for f in fields(Settings)

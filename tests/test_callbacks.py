@@ -168,3 +168,37 @@ def test_reduce_lr_on_plateau_resumes_exactly_after_kill(tmp_path: Path) -> None
     rates = [float(r[rows[0].index("learning_rate")]) for r in rows[1:]]
     assert rates[3] == rates[0] / 2 and rates[-1] == rates[0] / 8  # halved after 3, 5, 7
     assert histories["killed"] == histories["straight"]
+
+
+def test_sweep_run_takes_callbacks_for_functions_only(tmp_path: Path) -> None:
+    """``sweep.run(build_model=..., callbacks=...)``: the callbacks reach the trial (the
+    learning rate ReduceLROnPlateau logs is in history.csv); with a space file, refused."""
+    import keras
+    from test_api import build_model, load_data
+
+    import sweep
+
+    def callbacks(hp: Any) -> list[Any]:
+        return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=1)]
+
+    study = sweep.run(
+        build_model=build_model,
+        load_data=load_data,
+        callbacks=callbacks,
+        study="cb",
+        results=tmp_path / "results",
+        trials=1,
+        epochs=2,
+        validation_split=0.25,
+        progress=False,
+    )
+    (record,) = study.trials
+    history = (tmp_path / "results" / "cb" / "trials" / "0" / "history.csv").read_text()
+    assert record.state == "complete" and "learning_rate" in history.splitlines()[0]
+    write_space(tmp_path)
+    with pytest.raises(sweep.ConfigError) as err:
+        sweep.run(tmp_path / "tiny.py", callbacks=callbacks, results=tmp_path / "results")
+    assert str(err.value) == (
+        "sweep.run(): callbacks= goes with build_model=/load_data=, got a space file; "
+        "define callbacks(hp) in the space file instead"
+    )
