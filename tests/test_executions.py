@@ -83,7 +83,7 @@ def _execution_epochs(folder: Path, execution: int) -> int:
 
 
 def test_a_kill_in_the_second_execution_resumes_it(tmp_path: Path) -> None:
-    write_space(tmp_path, source=SLOW_SPACE, settings={**SLOW, "epochs": 5, "trials": 1})
+    write_space(tmp_path, source=SLOW_SPACE, settings={**SLOW, "epochs": 4, "trials": 1})
     args = ("--seed", "7", "--executions-per-trial", "2")
     proc = start(tmp_path, *args)
     wait_for(proc, lambda: _execution_epochs(tmp_path, 1) >= 2)
@@ -97,6 +97,6 @@ def test_a_kill_in_the_second_execution_resumes_it(tmp_path: Path) -> None:
     assert "resumed_from" not in done[0] and done[1]["resumed_from"] >= 2  # not from scratch
     assert (first.read_text(), first.stat().st_mtime_ns) == kept  # execution 0 not rerun
     with first.parent.parent.joinpath("1", "history.csv").open() as fh:
-        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, 6))
+        assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, 5))
     assert trial.value == math.fsum(float(d["best_score"]) for d in done) / 2
     assert trial.user_attrs["resumed_from"] == done[1]["resumed_from"]
