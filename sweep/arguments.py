@@ -128,6 +128,12 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
     ),
     ("--data-path", "data_path", _path, "a local data file, passed to load_data(data_path=...)"),
     (
+        "--executions-per-trial",
+        "executions_per_trial",
+        _int(1),
+        "train each trial N times; its score is the mean of their best scores",
+    ),
+    (
         "--max-retries-per-trial",
         "max_retries_per_trial",
         _int(0),

@@ -247,6 +247,11 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             f"interrupted: trial {r['trial']} at epoch {r['stop_epoch'] or 0}/{r['max_epochs']}; "
             "its process is gone, the next sweep run resumes it\n"
         )
+    for r in s.resume_notes:
+        out.write(
+            f"resumed: trial {r['trial']} from epoch {r['resumed_from']}, not exactly: "
+            f"{r['resume_note']}\n"
+        )
     return 0
 
 

@@ -125,6 +125,7 @@ def load_run_space(options: RunOptions, name: str) -> SearchSpace:
         load_data=f.load_data,
         hypermodel=f.hypermodel,
         settings=options.overrides,
+        callbacks=f.callbacks,
     )
 
 

@@ -40,6 +40,7 @@ from sweep.recorder import TrialRecorder, history_csv
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
 from sweep.tracking import Tracker, TrialStart
+from sweep.train.callbacks import user_callbacks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,6 +198,9 @@ def run_trial(
         model = build(space, hp)
         if tracker is not None:  # the hyperparameters are known now
             _track_start(trial, tracker, state, settings.monitor)
+        user = user_callbacks(space, hp, recorder, resumed=state is not None)
+        for key, value in user.attrs.items():
+            trial.set_user_attr(key, value)
         if state is not None:
             load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
@@ -211,7 +215,7 @@ def run_trial(
                     validation_data=validation,
                     initial_epoch=done,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     verbose=0,
                 )
                 if recorder.stop_epoch == done == 0:
@@ -239,7 +243,7 @@ def run_trial(
                     validation_data=validation,
                     validation_batch_size=settings.batch_size,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     shuffle=False,
                     verbose=0,
                 )
