@@ -177,6 +177,7 @@ def run(
     build_model: Callable[[Any], Any] | None = None,
     load_data: Callable[..., Any] | None = None,
     hypermodel: Any = None,
+    callbacks: Callable[[Any], Any] | None = None,
     trials: int | None = None,
     epochs: int | None = None,
     patience: int | list[int] | None = None,
@@ -191,6 +192,10 @@ def run(
     pruner: str | None = None,
     first_trial: str | None = None,
     data_path: PathLike | None = None,
+    tensorboard: bool | None = None,
+    mlflow: str | None = None,
+    mlflow_artifacts: bool | None = None,
+    executions_per_trial: int | None = None,
     study: str | None = None,
     storage: str | None = None,
     storage_file: PathLike | None = None,
@@ -217,7 +222,8 @@ def run(
     """Run (or continue) a sweep, as ``sweep run`` does; return its ``Study``.
 
     ``space`` is a search-space file (or a name in search_spaces/); or give the
-    functions of one (``build_model``/``hypermodel`` and ``load_data``) and a ``study``
+    functions of one (``build_model``/``hypermodel`` and ``load_data``, optionally
+    ``callbacks``: ``callbacks(hp)`` returning extra Keras callbacks) and a ``study``
     name. Settings left None keep the space's own. Ctrl+C (the kernel's interrupt) stops
     at the end of the epoch, leaves the trial resumable, and raises KeyboardInterrupt;
     a second one raises at once. Running the same call again continues the study.
@@ -228,7 +234,12 @@ def run(
     from sweep.study import Study
 
     given = (build_model, load_data, hypermodel)
-    functions = None if all(f is None for f in given) else Functions(*given)
+    functions = None if all(f is None for f in given) else Functions(*given, callbacks)
+    if callbacks is not None and functions is None:
+        raise ConfigError(
+            "sweep.run(): callbacks= goes with build_model=/load_data=, got a space file; "
+            "define callbacks(hp) in the space file instead"
+        )
     settings = {
         "trials": trials,
         "epochs": epochs,
@@ -245,6 +256,10 @@ def run(
         "first_trial": first_trial,
         "data_path": data_path,
         "mixed_precision": mixed_precision,
+        "tensorboard": tensorboard,
+        "mlflow": mlflow,
+        "mlflow_artifacts": mlflow_artifacts,
+        "executions_per_trial": executions_per_trial,
     }
     options = _options(
         space,

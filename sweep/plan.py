@@ -202,7 +202,7 @@ def pickle_functions(space: SearchSpace) -> bytes:
     """A function space's functions for the workers: by value, as joblib's loky would."""
     import cloudpickle
 
-    parts = (space.name, space.build_model, space.fit, space.load_data)
+    parts = (space.name, space.build_model, space.fit, space.load_data, space.callbacks)
     blob: bytes = cloudpickle.dumps(parts)
     return blob
 
@@ -221,8 +221,11 @@ def load_space_for(plan: Plan) -> SearchSpace:
 
         from sweep.space import functions_space
 
-        name, build_model, fit, load_data = pickle.loads(plan.functions)
-        return functions_space(name, build_model, fit, load_data, overrides=plan.overrides)
+        name, build_model, fit, load_data, *rest = pickle.loads(plan.functions)
+        callbacks = rest[0] if rest else None
+        return functions_space(
+            name, build_model, fit, load_data, overrides=plan.overrides, callbacks=callbacks
+        )
     if plan.from_functions:
         raise ConfigError(
             f"study {plan.study!r} was made by sweep.run(build_model=..., load_data=...): "

@@ -40,6 +40,8 @@ from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, history_csv
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
+from sweep.tracking import Tracker, TrialStart
+from sweep.train.callbacks import user_callbacks
 from sweep.train.gpu import reset_policy_after, set_trial_policy, trial_strategy
 
 
@@ -110,6 +112,7 @@ def run_trial(
     stop_request: Callable[[], str | None] | None = None,
     calibration: bool = False,
     on_message: Callable[[str], None] | None = None,
+    tracker: Tracker | None = None,
 ) -> TrialResult:
     """Train one trial, or continue it from its resume point if it has one.
 
@@ -177,6 +180,7 @@ def run_trial(
         on_epoch=on_epoch,
         stop_request=stop_request,
         should_prune=None if calibration or settings.pruner == "none" else trial.should_prune,
+        tracker=tracker,
     )
     done = 0
     if state is not None:
@@ -198,6 +202,11 @@ def run_trial(
             hp.merge(space.declared)
         with trial_strategy().scope():  # MirroredStrategy where a trial spans devices
             model = build(space, hp)
+            if tracker is not None:  # the hyperparameters are known now
+                _track_start(trial, tracker, state, settings.monitor)
+            user = user_callbacks(space, hp, recorder, resumed=state is not None)
+            for key, value in user.attrs.items():
+                trial.set_user_attr(key, value)
             if state is not None:
                 load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
@@ -212,7 +221,7 @@ def run_trial(
                     validation_data=validation,
                     initial_epoch=done,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     verbose=0,
                 )
                 if recorder.stop_epoch == done == 0:
@@ -240,7 +249,7 @@ def run_trial(
                     validation_data=validation,
                     validation_batch_size=settings.batch_size,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     shuffle=False,
                     verbose=0,
                 )
@@ -286,6 +295,19 @@ def run_trial(
         checkpoint=checkpoint,
         history=history_path,
     )
+
+
+def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None:
+    start = TrialStart(
+        number=trial.number,
+        params=dict(trial.params),
+        distributions=dict(trial.distributions),
+        history=[] if state is None else [dict(row) for row in state.history],
+        attrs=dict(trial.user_attrs),
+        monitor=monitor,
+    )
+    for key, value in tracker.trial_started(start).items():  # e.g. mlflow_run_id
+        trial.set_user_attr(key, value)
 
 
 def _fit_returned(

@@ -19,6 +19,8 @@ EXPECTED_COLUMNS = [
     "monitor",
     "mode",
     "best_score",
+    "best_execution",
+    "best_execution_score",
     "best_epoch",
     "stop_epoch",
     "max_epochs",
@@ -31,6 +33,8 @@ EXPECTED_COLUMNS = [
     "duration_s",
     "worker",
     "checkpoint",
+    "resumed_from",
+    "resume_note",
     "space_changed",
     "error",
 ]
