@@ -75,6 +75,17 @@ def _timeout(value: Any) -> float | None:
     return float(value)
 
 
+def _gpus(value: Any) -> str | None:
+    """``gpus=[0, 1]`` or ``gpus="0,1"`` or ``gpus="none"``, as ``--gpus`` takes it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return ",".join(str(v) for v in value)
+    raise ConfigError(f"--gpus: expected a list of GPU numbers or 'none', got {value!r}")
+
+
 def _path(name: str, value: Any) -> Path:
     if not isinstance(value, str | os.PathLike) or not str(value):
         raise ConfigError(f"--{name}: expected a folder path, got {value!r}")
@@ -126,6 +137,9 @@ def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], *
         scheduler=o["scheduler"],
         force_jobs=bool(o["force_jobs"]),
         allow_space_change=bool(o["allow_space_change"]),
+        gpus=_gpus(o["gpus"]),
+        gpus_per_trial=_whole("gpus_per_trial", o["gpus_per_trial"], 1, optional=False) or 1,
+        gpu_memory=None if o["gpu_memory"] is None else str(o["gpu_memory"]),
     )
     return options
 
@@ -199,6 +213,10 @@ def run(
     keep_checkpoints: int | None = None,
     force_jobs: bool = False,
     allow_space_change: bool = False,
+    gpus: str | list[int] | None = None,
+    gpus_per_trial: int = 1,
+    gpu_memory: str | None = None,
+    mixed_precision: bool | None = None,
     progress: bool = True,
 ) -> Study:
     """Run (or continue) a sweep, as ``sweep run`` does; return its ``Study``.
@@ -237,6 +255,7 @@ def run(
         "pruner": pruner,
         "first_trial": first_trial,
         "data_path": data_path,
+        "mixed_precision": mixed_precision,
         "tensorboard": tensorboard,
         "mlflow": mlflow,
         "mlflow_artifacts": mlflow_artifacts,
@@ -263,6 +282,9 @@ def run(
         keep_checkpoints=keep_checkpoints,
         force_jobs=force_jobs,
         allow_space_change=allow_space_change,
+        gpus=gpus,
+        gpus_per_trial=gpus_per_trial,
+        gpu_memory=gpu_memory,
     )
     try:
         with _progress(progress) as shown:

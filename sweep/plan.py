@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sweep.devices import DevicePlan
 from sweep.errors import ConfigError, SweepError
 from sweep.space import SearchSpace, load_space
 from sweep.storage import check_study_name, open_storage
@@ -49,11 +50,14 @@ class Plan:
     functions: bytes | None = None
     from_functions: bool = False
     allow_space_change: bool = False  # resume trials interrupted under another space
+    # each worker's GPUs (this machine's: not stored on the study; `sweep worker` finds its own)
+    devices: DevicePlan = field(default_factory=DevicePlan)
 
     def to_json(self) -> str:
         raw = asdict(self)
         raw.pop("storage")  # a password must not end up in the storage itself
         raw.pop("functions")
+        raw.pop("devices")
         return json.dumps(raw)
 
     @classmethod

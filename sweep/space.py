@@ -53,6 +53,7 @@ class Settings:
     pruner: str = "none"  # Optuna's pruners, checked at each epoch end (see sweep.pruning)
     first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
+    mixed_precision: bool = False  # Keras' mixed_float16 policy in every trial
     tensorboard: bool = False  # results/<study>/tensorboard/ (see sweep.train.tensorboard)
     mlflow: str | None = None  # an MLflow tracking URI (see sweep.mlflow_tracking)
     mlflow_artifacts: bool = False  # log each trial's best checkpoint to its MLflow run
@@ -147,6 +148,8 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
             _check(path, name, value, ok, "a file path or None", origin)
             value = None if value is None else str(value)
+        elif name == "mixed_precision":
+            _check(path, name, value, isinstance(value, bool), "True or False", origin)
         elif name == "max_retries_per_trial":
             _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
         elif name in ("epochs", "batch_size", "trials", "executions_per_trial"):

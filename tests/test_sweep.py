@@ -32,6 +32,7 @@ EXPECTED_COLUMNS = [
     "objective_source",
     "duration_s",
     "worker",
+    "device",
     "checkpoint",
     "resumed_from",
     "resume_note",
@@ -56,6 +57,7 @@ def test_table_columns_are_named_exactly(finished_sweep: Path) -> None:
         assert 1 <= int(row["best_epoch"]) <= int(row["stop_epoch"]) <= 5
         # early_stopped: EarlyStopping ended it before max_epochs
         assert row["early_stopped"] == ("true" if int(row["stop_epoch"]) < 5 else "false")
+        assert row["device"] == "CPU"  # no GPU here, none asked for
         early = row["early_stopped"] == "true"
         assert row["stop_reason"] == ("early_stopping" if early else "max_epochs")
         assert Path(row["checkpoint"]).is_file() and row["error"] == ""
