@@ -96,7 +96,7 @@ class Probed:
 def probe(space: SearchSpace, data: Any) -> Probed:
     """The resolved mode, the grid, the trial target and the default values."""
     from sweep.samplers import grid_size, grid_space
-    from sweep.trial import probe_space
+    from sweep.train.probe import probe_space
 
     probed = probe_space(space, data)
     target = space.settings.trials

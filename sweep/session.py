@@ -149,7 +149,7 @@ class Session:
         """Run (or resume) one trial, tell the study, write the table, report it."""
         import optuna
 
-        from sweep.trial import run_trial
+        from sweep.train.trial import run_trial
 
         plan, settings = self.plan, self.space.settings
         seeded = plan.seed is not None or plan.deterministic

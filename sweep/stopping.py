@@ -28,7 +28,7 @@ monitor_callback.py), to the bit:
   an improvement, so the rule stops after ``patience`` more epochs (``best_epoch``
   stays there). A later NaN is never an improvement. A NaN baseline is never beaten.
 
-Our own best (``best_epoch``/``best_score``) is sweep.recorder's: the epoch with the
+Our own best (``best_epoch``/``best_score``) is sweep.train.recorder's: the epoch with the
 best monitored value among the epochs trained (all of them, warm-up included),
 earliest on ties, strict float64 comparison, no min_delta, non-finite never best.
 With min_delta > 0 it can differ from Keras' ``best_epoch`` (``keras_best_epoch``).
@@ -122,7 +122,7 @@ def _check_range(values: Sequence[float], rule: StopRule) -> None:
 
 
 def _true_best(values: Sequence[float], mode: str) -> tuple[int | None, float | None]:
-    """sweep.recorder's best: earliest strict best among finite values, 1-based."""
+    """sweep.train.recorder's best: earliest strict best among finite values, 1-based."""
     best_epoch: int | None = None
     best_score: float | None = None
     for i, v in enumerate(values):

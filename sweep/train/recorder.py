@@ -26,7 +26,7 @@ import keras
 from sweep.atomic import write_text_atomic
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
-from sweep.resume import ResumableEarlyStopping, ResumeDir, ResumeState
+from sweep.train.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:
