@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sweep.record import from_trial
+
 
 def prune_checkpoints(study: Any, keep: int) -> list[int]:
     """Delete ``best.keras`` of every finished trial outside the ``keep`` best complete ones.
@@ -26,7 +28,7 @@ def prune_checkpoints(study: Any, keep: int) -> list[int]:
     kept = {t.number for t in complete[:keep]}
     deleted = []
     for t in finished:
-        path = t.user_attrs.get("checkpoint")
+        path = from_trial(t).checkpoint
         if t.number in kept or not path or not Path(path).exists():
             continue
         with contextlib.suppress(FileNotFoundError):

@@ -15,6 +15,7 @@ import numpy as np
 
 from sweep.atomic import write_text_atomic, write_with
 from sweep.errors import ConfigError
+from sweep.record import StudyAttr, from_trial, read_study
 from sweep.stopping import StopRule, pad_curves, replay_many
 
 DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
@@ -47,17 +48,19 @@ def recorded_curves(study: Any) -> list[Curve]:
     """Complete and pruned trials' curves, from the values reported to Optuna each epoch."""
     curves = []
     for t in study.get_trials(deepcopy=False):
-        attrs = t.user_attrs
-        if t.state.name not in ("COMPLETE", "PRUNED") or not attrs.get("stop_epoch"):
+        if t.state.name not in ("COMPLETE", "PRUNED"):
+            continue
+        rec = from_trial(t)
+        if not rec.stop_epoch:
             continue
         steps = t.intermediate_values
-        values = [float(steps.get(e, math.nan)) for e in range(1, int(attrs["stop_epoch"]) + 1)]
-        best = attrs.get("best_score")
+        values = [float(steps.get(e, math.nan)) for e in range(1, rec.stop_epoch + 1)]
+        best = rec.best_score
         curves.append(
             Curve(
                 trial=t.number,
                 values=values,
-                max_epochs=int(attrs["max_epochs"]),
+                max_epochs=int(rec.max_epochs or 0),
                 recorded_best=math.nan if best is None else float(best),
             )
         )
@@ -68,12 +71,13 @@ def recorded_settings(study: Any) -> tuple[set[int], set[float]]:
     """The patience and min_delta values the study's trials ran with."""
     patience, min_delta = set(), set()
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("calibration"):
+        rec = from_trial(t)
+        if rec.calibration:
             continue  # early stopping was off
-        if (p := t.user_attrs.get("patience")) is not None:
-            patience.add(int(p))
-        if (d := t.user_attrs.get("min_delta")) is not None:
-            min_delta.add(float(d))
+        if rec.patience is not None:
+            patience.add(rec.patience)
+        if rec.min_delta is not None:
+            min_delta.add(rec.min_delta)
     return patience, min_delta
 
 
@@ -83,21 +87,21 @@ def compare(
     patience: list[int],
     min_delta: list[float],
 ) -> list[SettingResult]:
-    mode = study.user_attrs.get("mode")
+    mode = read_study(study, StudyAttr.MODE)
     curves = recorded_curves(study)
     if mode not in ("min", "max") or not curves:
         raise ConfigError(
             f"study {study.study_name!r}: expected finished trials with recorded curves, "
             "found none; run some trials first"
         )
-    first = study.get_trials(deepcopy=False)[curves[0].trial].user_attrs
+    first = from_trial(study.get_trials(deepcopy=False)[curves[0].trial])
     rules = [
         StopRule(
             mode=mode,
             patience=p,
             min_delta=d,
-            baseline=first.get("baseline"),
-            start_from_epoch=int(first.get("start_from_epoch") or 0),
+            baseline=first.baseline,
+            start_from_epoch=int(first.start_from_epoch or 0),
         )
         for p in patience
         for d in min_delta

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import ConfigError, SweepError, disk_full_stops
-from sweep.fingerprint import FINGERPRINT_ATTR, RerunCheck, space_fingerprint
+from sweep.fingerprint import RerunCheck, space_fingerprint
 from sweep.interrupts import StopSignals
 from sweep.plan import (
-    PLAN_ATTR,
     Plan,
     load_checked_data,
     open_study,
@@ -21,6 +20,7 @@ from sweep.plan import (
     space_label,
 )
 from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
+from sweep.record import StudyAttr, write_study
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import Functions, SearchSpace, load_space, resolve_space_path, space_from_functions
@@ -207,8 +207,8 @@ def _run(
         allow_space_change=options.allow_space_change,
     )
     refuse_unresumable(study, space, plan)  # before anything is written to the study
-    study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
-    study.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(space))
+    write_study(study, StudyAttr.PLAN, plan.to_json())  # for `sweep worker` on other machines
+    write_study(study, StudyAttr.FINGERPRINT, space_fingerprint(space))
     table = folder / "trials.csv"
     done = finished(study)
     both.sweep_started(

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sweep.errors import ConfigError, SweepError
+from sweep.record import StudyAttr, read_study, write_study
 from sweep.space import SearchSpace, load_space
 from sweep.storage import check_study_name, open_storage
 
-PLAN_ATTR = "sweep_plan"
+PLAN_ATTR = StudyAttr.PLAN.value  # the study attr holding the plan (sweep.record names it)
 SEED_LIMIT = 2**32  # seeds are 0 .. 2**32 - 1 (NumPy's, and so Keras')
 
 
@@ -122,14 +123,14 @@ def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: s
         direction=direction,
         load_if_exists=True,
     )
-    attrs = study.user_attrs
-    if "monitor" not in attrs:
-        study.set_user_attr("monitor", monitor)
-        study.set_user_attr("mode", mode)
-        study.set_user_attr("space", space)
-    elif attrs.get("monitor") != monitor or attrs.get("mode") != mode:
+    made_for = read_study(study, StudyAttr.MONITOR), read_study(study, StudyAttr.MODE)
+    if made_for[0] is None:
+        write_study(study, StudyAttr.MONITOR, monitor)
+        write_study(study, StudyAttr.MODE, mode)
+        write_study(study, StudyAttr.SPACE, space)
+    elif made_for != (monitor, mode):
         raise ConfigError(
-            f"study {name!r} was created for {attrs.get('monitor')} ({attrs.get('mode')}), "
+            f"study {name!r} was created for {made_for[0]} ({made_for[1]}), "
             f"this run asks for {monitor} ({mode}); use the same monitor or a new --study NAME"
         )
     return study
@@ -137,7 +138,7 @@ def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: s
 
 def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
     """The plan ``sweep run`` stored on the study, for ``sweep worker``."""
-    text = study.user_attrs.get(PLAN_ATTR)
+    text = read_study(study, StudyAttr.PLAN)
     if text is None:
         raise ConfigError(
             f"study {study.study_name!r} has no sweep plan; create it with "

@@ -26,6 +26,7 @@ import keras
 from sweep.atomic import write_text_atomic
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
+from sweep.record import StopReason
 from sweep.train.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 
 
@@ -87,7 +88,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.best_epoch: int | None = None  # 1-based
         self.failure: str | None = None
         # "budget" or "interrupted" when asked to stop, "pruned" when the pruner said so
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
 
     def restore(self, state: ResumeState) -> None:
         self.history = [dict(row) for row in state.history]
@@ -143,9 +144,9 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             # EarlyStopping (earlier in the list) has had its say; the checkpoint is saved
             reason = self.stop_request() if self.stop_request is not None else None
             if reason is None and self.should_prune is not None and math.isfinite(value):
-                reason = "pruned" if self.should_prune() else None
+                reason = StopReason.PRUNED if self.should_prune() else None
             if reason is not None:
-                self.stop_reason = reason
+                self.stop_reason = StopReason(reason)
                 self.model.stop_training = True
         if self.on_epoch is not None:
             self.on_epoch(

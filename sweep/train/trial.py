@@ -11,7 +11,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,25 +28,13 @@ from sweep.errors import (
 from sweep.fingerprint import ResumeRefused, settings_conflict
 from sweep.hypermodel import fit_kwargs, hypermodel_fit
 from sweep.progress import EpochEvent
+from sweep.record import StopReason, TrialRecord, from_trial, recorded, started_facts, write
 from sweep.space import SearchSpace, Settings
 from sweep.train.feed import epoch_feed
 from sweep.train.hparams import OptunaHyperParameters
 from sweep.train.probe import build
 from sweep.train.recorder import TrialRecorder
 from sweep.train.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrialResult:
-    best_score: float
-    best_epoch: int  # 1-based
-    stop_epoch: int  # 1-based: the last epoch trained
-    early_stopped: bool
-    stop_reason: str  # early_stopping, max_epochs, budget (pruned trials raise)
-    keras_best_epoch: int | None  # EarlyStopping's own best_epoch, 1-based (honours min_delta)
-    resumed_from: int  # epochs done before this process took the trial over (0: fresh)
-    checkpoint: Path
-    history: Path
 
 
 def seed_everything(seed: int, *, deterministic: bool) -> None:
@@ -86,10 +73,10 @@ def run_trial(
     stop_request: Callable[[], str | None] | None = None,
     calibration: bool = False,
     on_message: Callable[[str], None] | None = None,
-) -> TrialResult:
+) -> TrialRecord:
     """Train one trial, or continue it from its resume point if it has one.
 
-    Trial facts known so far are on ``trial.user_attrs`` even if it raises. With
+    Returns the trial's record. Trial facts known so far are recorded even if it raises. With
     ``seed``, Keras is seeded after the session is cleared, right before the model
     is built. Raises ``Interrupted`` (leaving the resume point) when ``stop_request``
     answered "interrupted".
@@ -102,33 +89,29 @@ def run_trial(
     history_path = (trial_dir / "history.csv").resolve()
     resume = ResumeDir(trial_dir / "resume", checkpoint)
     state, saved = load_resume_point(trial.number, resume, on_message)
-    attrs = trial.user_attrs
+    before = from_trial(_stored(trial))
     patience, min_delta = stopping_settings(trial, settings, calibration=calibration)
-    data_seed = attrs.get("data_seed")
+    data_seed = before.data_seed
     if data_seed is None:
         data_seed = seed if seed is not None else secrets.randbelow(2**31)
-    facts = {
-        "monitor": settings.monitor,
-        "mode": mode,
-        "max_epochs": settings.epochs,
-        "patience": patience,
-        "min_delta": min_delta,
-        "calibration": calibration,
-        "baseline": settings.baseline,
-        "start_from_epoch": settings.start_from_epoch,
-        "batch_size": settings.batch_size
+    checked = started_facts(
+        monitor=settings.monitor,
+        mode=mode,
+        max_epochs=settings.epochs,
+        patience=patience,
+        min_delta=min_delta,
+        calibration=calibration,
+        baseline=settings.baseline,
+        start_from_epoch=settings.start_from_epoch,
+        batch_size=settings.batch_size
         if space.fit is None
         else fit_kwargs(space).get("batch_size"),
-        "trial_dir": str(trial_dir.resolve()),
-        "data_seed": data_seed,
-    }
+    )
     if state is not None:  # checked before anything is recorded: a refusal changes nothing
-        checked = {k: v for k, v in facts.items() if k != "trial_dir"}
-        conflict = settings_conflict(trial.number, attrs, checked)
+        conflict = settings_conflict(trial.number, recorded(before), checked)
         if conflict is not None:
             raise ResumeRefused(conflict)
-    for key, value in facts.items():
-        trial.set_user_attr(key, value)
+    write(trial, **checked, trial_dir=trial_dir.resolve(), data_seed=data_seed)
 
     stopper = ResumableEarlyStopping(
         monitor=settings.monitor,
@@ -156,13 +139,13 @@ def run_trial(
     if state is not None:
         recorder.restore(state)
         done = state.epochs_done
-        trial.set_user_attr("resumed_from", done)
+        write(trial, resumed_from=done)
         reported = _stored(trial).intermediate_values
         for row in state.history:  # values a kill kept from reaching the storage
             value = row[settings.monitor]
             if int(row["epoch"]) not in reported and math.isfinite(value):
                 trial.report(value, int(row["epoch"]))
-    started = time.monotonic() - float(attrs.get("duration_s", 0.0) if state else 0.0)
+    started = time.monotonic() - float((before.duration_s or 0.0) if state else 0.0)
     finished_before = state is not None and (
         state.stopper.stopped_epoch > 0 or state.epochs_done >= settings.epochs
     )
@@ -215,7 +198,7 @@ def run_trial(
         _record(trial, recorder, started)
         raise
     _record(trial, recorder, started)
-    if recorder.stop_reason == "interrupted":
+    if recorder.stop_reason == StopReason.INTERRUPTED:
         raise Interrupted(f"trial {trial.number} interrupted after epoch {recorder.stop_epoch}")
     resume.remove()  # finished, pruned or failed: nothing left to resume
     if recorder.failure is not None:
@@ -223,43 +206,30 @@ def run_trial(
     if recorder.best_epoch is None or recorder.best_score is None:
         raise TrialFailedError(f"monitor {settings.monitor!r} was never a finite number")
     early = stopper.stopped_epoch > 0 and recorder.stop_epoch < settings.epochs
-    if recorder.stop_reason == "pruned":
+    if recorder.stop_reason == StopReason.PRUNED:
         early = False
-    reason = recorder.stop_reason or ("early_stopping" if early else "max_epochs")
+    reason = recorder.stop_reason or (StopReason.EARLY_STOPPING if early else StopReason.MAX_EPOCHS)
     keras_best = None if stopper.best is None else stopper.best_epoch + 1
-    for key, value in {
-        "early_stopped": early,
-        "stop_reason": reason,
-        "keras_best_epoch": keras_best,
-    }.items():
-        trial.set_user_attr(key, value)
-    if reason == "pruned":
+    write(trial, early_stopped=early, stop_reason=reason, keras_best_epoch=keras_best)
+    if reason == StopReason.PRUNED:
         raise TrialPrunedError(
             f"trial {trial.number} pruned after epoch {recorder.stop_epoch} by the "
             f"{settings.pruner} pruner"
         )
-    return TrialResult(
-        best_score=recorder.best_score,
-        best_epoch=recorder.best_epoch,
-        stop_epoch=recorder.stop_epoch,
-        early_stopped=early,
-        stop_reason=reason,
-        keras_best_epoch=keras_best,
-        resumed_from=done,
-        checkpoint=checkpoint,
-        history=history_path,
-    )
+    return from_trial(_stored(trial))
 
 
 def _record(trial: Any, recorder: TrialRecorder, started: float) -> None:
-    trial.set_user_attr("duration_s", round(time.monotonic() - started, 3))
-    trial.set_user_attr("stop_epoch", recorder.stop_epoch)
+    write(trial, duration_s=round(time.monotonic() - started, 3), stop_epoch=recorder.stop_epoch)
     if recorder.best_epoch is not None:
-        trial.set_user_attr("best_epoch", recorder.best_epoch)
-        trial.set_user_attr("best_score", recorder.best_score)
-        trial.set_user_attr("checkpoint", str(recorder.checkpoint_path))
+        write(
+            trial,
+            best_epoch=recorder.best_epoch,
+            best_score=recorder.best_score,
+            checkpoint=recorder.checkpoint_path,
+        )
 
 
 def _stored(trial: Any) -> Any:
     """The trial as the storage has it now (a FrozenTrial)."""
-    return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    return trial.study._storage.get_trial(trial._trial_id)
