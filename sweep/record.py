@@ -67,6 +67,7 @@ class StudyAttr(StrEnum):
     PLAN = "sweep_plan"
     FINGERPRINT = "space_fingerprint"
     TEST_SCORE = "test_score"
+    VALIDATION_FINGERPRINT = "validation_fingerprint"  # the data export verifies against
 
 
 def read_study(study: Any, key: StudyAttr, default: Any = None) -> Any:
@@ -121,6 +122,9 @@ class TrialRecord:
     owner_host: str | None = None
     space_fingerprint: dict[str, Any] | None = None
     space_changed: bool = False  # resumed under another version of its space
+    objective_source: str | None = None  # monitor, or fit (what a HyperModel's fit returned)
+    epochs_from_fit: bool = False  # the HyperModel's fit chose its epochs (max_epochs)
+    retries: int = 0  # reruns from scratch after an exception (max_retries_per_trial)
 
     @classmethod
     def from_trial(cls, trial: Any, *, now: float | None = None) -> TrialRecord:
@@ -247,4 +251,7 @@ def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
         owner_host=attrs.get("owner_host"),
         space_fingerprint=attrs.get("space_fingerprint"),
         space_changed=bool(attrs.get("space_changed", False)),
+        objective_source=attrs.get("objective_source"),
+        epochs_from_fit=bool(attrs.get("epochs_from_fit", False)),
+        retries=int(attrs.get("retries", 0)),
     )

@@ -31,6 +31,7 @@ FIXED_AFTER = [
     "patience",
     "min_delta",
     "calibration",
+    "objective_source",
     "duration_s",
     "worker",
     "checkpoint",
@@ -49,7 +50,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
     rec = from_trial(trial, now=now)
     row: dict[str, Any] = {"trial": rec.number, "state": rec.state.value}
     for name in param_names:
-        row[f"param_{name}"] = rec.params.get(name)
+        row[f"param_{name}"] = _param(rec.params, name)
     checkpoint = rec.checkpoint
     row.update(
         monitor=rec.monitor,
@@ -63,6 +64,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
         patience=rec.patience,
         min_delta=rec.min_delta,
         calibration=rec.calibration,
+        objective_source=rec.objective_source or "monitor",
         duration_s=rec.duration_s,
         worker=rec.worker,
         checkpoint=str(checkpoint) if checkpoint and checkpoint.is_file() else "",
@@ -72,10 +74,22 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
     return row
 
 
+def _display(name: str) -> str:
+    """``b`` for ``b[a=3]``: a hyperparameter stored under a condition-qualified name (the
+    same name under different conditions, see sweep.hparams) is one column."""
+    return name.split("[", 1)[0] if name.endswith("]") else name
+
+
+def _param(params: dict[str, Any], name: str) -> Any:
+    if name in params:
+        return params[name]
+    return next((v for k, v in params.items() if _display(k) == name), None)
+
+
 def param_names(trials: list[Any]) -> list[str]:
     names: list[str] = []
     for t in trials:
-        names.extend(n for n in t.params if n not in names)
+        names.extend(n for n in map(_display, t.params) if n not in names)
     return names
 
 

@@ -1,39 +1,26 @@
-"""The probe: build the model once with KerasTuner's default values before any trial
-runs, to check the space (a compiled model, the monitor among the logged keys, the
-mode, every hyperparameter a valid Optuna distribution)."""
+"""The probe: the space checked once, before any trial runs, on a few samples.
+
+It builds the model with KerasTuner's default values, trains it one epoch to see the
+keys Keras logs (the monitor must be one of them) or, for a HyperModel fit with its own
+training loop, what fit returns (the objective); resolves ``mode``; and checks that every
+hyperparameter maps onto an Optuna distribution.
+"""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
 from sweep.data import Data, head
-from sweep.errors import ConfigError, MonitorMissingError
-from sweep.hypermodel import hypermodel_fit
+from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, is_fatal
+from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
+from sweep.plan import error_text
 from sweep.space import SearchSpace
-from sweep.train.hparams import suggest
+from sweep.train.hparams import is_conflict, qualified_name, suggest
 from sweep.train.recorder import missing_monitor_message
-
-
-def build(space: SearchSpace, hp: Any) -> Any:
-    """Call ``build_model(hp)`` and check it returned a compiled ``keras.Model``."""
-    model = space.build_model(hp)
-    if not isinstance(model, keras.Model):
-        raise ConfigError(
-            f"search space {space.path}: build_model(hp) must return a compiled keras.Model, "
-            f"got {type(model).__name__}; return the model"
-        )
-    if not getattr(model, "compiled", False):
-        raise ConfigError(
-            f"search space {space.path}: build_model(hp) returned a model that is not compiled; "
-            "call model.compile(optimizer=..., loss=..., metrics=[...]) before returning it"
-        )
-    return model
+from sweep.train.trial import build
 
 
 class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
@@ -45,9 +32,13 @@ class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
         self.keys = sorted(logs or {})
 
 
-def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str]:
+def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str] | Any:
     """The keys Keras logs at the end of an epoch, from one real epoch on a few samples
-    (through the HyperModel's ``fit`` if it has one, which may declare hyperparameters)."""
+    (through the HyperModel's ``fit`` if it has one, which may declare hyperparameters).
+
+    A HyperModel fit that sends no epoch through the callbacks (a custom training loop)
+    gives what it returned instead: its objective, KerasTuner-style.
+    """
     n = 8
     x, y = head(data.x_train, n), head(data.y_train, n)
     val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
@@ -55,15 +46,26 @@ def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str
         history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
         return sorted(history.history)
     catcher = _LogKeys()
-    hypermodel_fit(
+    returned = hypermodel_fit(
         space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher], verbose=0
     )
-    if catcher.keys is None:
+    return returned if catcher.keys is None else catcher.keys
+
+
+def fit_objective_mode(space: SearchSpace, returned: Any) -> str:
+    """The mode of a trial whose objective is fit's return value; ConfigError if the
+    return value holds none."""
+    monitor = space.settings.monitor
+    mode = space.settings.mode
+    mode = mode if mode in ("min", "max") else fit_direction(monitor)
+    found = objective_from_fit(returned, monitor, mode)
+    if isinstance(found, str):
         raise ConfigError(
             f"search space {space.path}: hypermodel.fit(hp, model, x, y, **kwargs) trained no "
-            "epoch with the callbacks it was given; pass **kwargs on to model.fit"
+            f"epoch with the callbacks it was given and {found}; pass **kwargs on to "
+            f"model.fit, or return the objective (a float, a dict with {monitor!r}, or a History)"
         )
-    return catcher.keys
+    return mode
 
 
 def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
@@ -87,6 +89,8 @@ class Probe:
     mode: str  # resolved: min or max
     hyperparameters: list[Any]  # every one seen (the grid sampler needs them)
     defaults: dict[str, Any]  # the active ones' default values (first_trial = "defaults")
+    objective_source: str = "monitor"  # or "fit": the HyperModel's fit returns the objective
+    notes: tuple[str, ...] = ()  # one line each, shown once when the sweep starts
 
 
 def probe_space(space: SearchSpace, data: Data) -> Probe:
@@ -102,31 +106,47 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     import optuna
 
     hp = keras_tuner.HyperParameters()
+    if space.declared is not None:
+        hp.merge(space.declared)
+    hypermodel = hasattr(space.build_model, "__self__")
+    stage = "hypermodel.build(hp)" if hypermodel else "build_model(hp)"
+    source = "monitor"
     try:
         model = build(space, hp)
+        stage = "model.fit on 8 samples" if space.fit is None else "hypermodel.fit(hp, model, ...)"
         keys = logged_keys(space, hp, model, data)
         monitor = space.settings.monitor
-        if monitor not in keys:
+        if not isinstance(keys, list):
+            source, mode = "fit", fit_objective_mode(space, keys)
+        elif monitor not in keys:
             raise MonitorMissingError(
                 f"search space {space.path}: {missing_monitor_message(monitor, keys)}"
             )
-        mode = resolve_mode(
-            model, monitor, space.settings.mode, origin=f"search space {space.path}"
-        )
+        else:
+            mode = resolve_mode(
+                model, monitor, space.settings.mode, origin=f"search space {space.path}"
+            )
     except ConfigError:
         raise
     except Exception as exc:
-        lines = str(exc).strip().splitlines()
+        if is_fatal(exc):
+            raise FatalTrialError(
+                f"search space {space.path}: {stage} raised {error_text(exc)}"
+            ) from None
         raise ConfigError(
-            f"search space {space.path}: build_model(hp) raised {type(exc).__name__}"
-            f"{': ' + lines[0] if lines else ''}; fix the file"
+            f"search space {space.path}: {stage} raised {error_text(exc)}; fix the file"
         ) from None
     finally:
         keras.backend.clear_session()
     scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     for h in hp.space:
         try:
-            suggest(scratch.ask(), h)
+            try:
+                suggest(scratch.ask(), h)
+            except ValueError as exc:
+                if not is_conflict(exc, h):
+                    raise
+                suggest(scratch.ask(), h, name=qualified_name(h))
         except ConfigError as exc:
             raise ConfigError(f"search space {space.path}: {exc}") from None
         except ValueError as exc:
@@ -134,4 +154,19 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
                 f"search space {space.path}: hyperparameter {h.name!r} is not a valid Optuna "
                 f"range: {exc}; fix its bounds"
             ) from None
-    return Probe(mode=mode, hyperparameters=list(hp.space), defaults=dict(hp.values))
+    notes = () if source == "monitor" else (fit_source_note(space.settings.monitor, mode),)
+    return Probe(
+        mode=mode,
+        hyperparameters=list(hp.space),
+        defaults=dict(hp.values),
+        objective_source=source,
+        notes=notes,
+    )
+
+
+def fit_source_note(monitor: str, mode: str) -> str:
+    return (
+        "hypermodel.fit trains no epoch through sweep's callbacks (a custom training loop): "
+        f"each trial's objective is what fit returns ({monitor}, {mode}), with no early "
+        "stopping and no resume mid-trial; the checkpoint is the model as fit left it"
+    )

@@ -1,7 +1,7 @@
 """One trial: build the model from ``hp``, fit it with EarlyStopping and the best
 checkpoint, and record the trial's facts on the Optuna trial (user attrs).
 
-The probe that checks a space before any trial runs is ``sweep.train.probe``.
+Also the probe that checks a space before any trial runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
+from sweep.atomic import atomic_path, write_text_atomic
 from sweep.data import Data
 from sweep.errors import (
     ConfigError,
@@ -26,14 +27,17 @@ from sweep.errors import (
     TrialPrunedError,
 )
 from sweep.fingerprint import ResumeRefused, settings_conflict
-from sweep.hypermodel import fit_kwargs, hypermodel_fit
+from sweep.hypermodel import (
+    fit_kwargs,
+    hypermodel_fit,
+    objective_from_fit,
+)
 from sweep.progress import EpochEvent
 from sweep.record import StopReason, TrialRecord, from_trial, recorded, started_facts, write
 from sweep.space import SearchSpace, Settings
 from sweep.train.feed import epoch_feed
 from sweep.train.hparams import OptunaHyperParameters
-from sweep.train.probe import build
-from sweep.train.recorder import TrialRecorder
+from sweep.train.recorder import TrialRecorder, history_csv
 from sweep.train.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 
 
@@ -43,6 +47,23 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
+
+
+def build(space: SearchSpace, hp: Any) -> Any:
+    """Call ``build_model(hp)`` and check it returned a ``keras.Model``, compiled unless
+    the HyperModel has its own fit (a custom training loop needs no compile)."""
+    model = space.build_model(hp)
+    if not isinstance(model, keras.Model):
+        raise ConfigError(
+            f"search space {space.path}: build_model(hp) must return a compiled keras.Model, "
+            f"got {type(model).__name__}; return the model"
+        )
+    if not getattr(model, "compiled", False) and space.fit is None:
+        raise ConfigError(
+            f"search space {space.path}: build_model(hp) returned a model that is not compiled; "
+            "call model.compile(optimizer=..., loss=..., metrics=[...]) before returning it"
+        )
+    return model
 
 
 def stopping_settings(trial: Any, settings: Settings, *, calibration: bool) -> tuple[int, float]:
@@ -76,7 +97,7 @@ def run_trial(
 ) -> TrialRecord:
     """Train one trial, or continue it from its resume point if it has one.
 
-    Returns the trial's record. Trial facts known so far are recorded even if it raises. With
+    Returns the trial's record; facts known so far are recorded even if it raises. With
     ``seed``, Keras is seeded after the session is cleared, right before the model
     is built. Raises ``Interrupted`` (leaving the resume point) when ``stop_request``
     answered "interrupted".
@@ -97,7 +118,9 @@ def run_trial(
     checked = started_facts(
         monitor=settings.monitor,
         mode=mode,
-        max_epochs=settings.epochs,
+        max_epochs=before.max_epochs  # type: ignore[arg-type]
+        if before.epochs_from_fit
+        else settings.epochs,
         patience=patience,
         min_delta=min_delta,
         calibration=calibration,
@@ -147,17 +170,19 @@ def run_trial(
                 trial.report(value, int(row["epoch"]))
     started = time.monotonic() - float((before.duration_s or 0.0) if state else 0.0)
     finished_before = state is not None and (
-        state.stopper.stopped_epoch > 0 or state.epochs_done >= settings.epochs
+        state.stopper.stopped_epoch > 0 or state.epochs_done >= checked["max_epochs"]
     )
     try:
         hp = OptunaHyperParameters(trial)
+        if space.declared is not None:
+            hp.merge(space.declared)
         model = build(space, hp)
         if state is not None:
             load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
             validation = None if data.x_val is None else (data.x_val, data.y_val)
             if space.fit is not None:  # a HyperModel's own fit: NumPy arrays, KerasTuner-style
-                hypermodel_fit(
+                returned = hypermodel_fit(
                     space,
                     hp,
                     model,
@@ -169,6 +194,17 @@ def run_trial(
                     callbacks=[stopper, recorder],
                     verbose=0,
                 )
+                if recorder.stop_epoch == done == 0:
+                    return _fit_returned(
+                        trial,
+                        model,
+                        returned,
+                        settings=settings,
+                        mode=mode,
+                        started=started,
+                        max_epochs=int(checked["max_epochs"]),
+                        trial_dir=trial_dir.resolve(),
+                    )
                 if recorder.stop_epoch == done:
                     raise ConfigError(
                         f"search space {space.path}: hypermodel.fit trained no epoch with the "
@@ -198,6 +234,9 @@ def run_trial(
         _record(trial, recorder, started)
         raise
     _record(trial, recorder, started)
+    write(trial, objective_source="monitor")
+    if recorder.max_epochs != settings.epochs:  # the HyperModel's fit chose its epochs
+        write(trial, max_epochs=recorder.max_epochs, epochs_from_fit=True)
     if recorder.stop_reason == StopReason.INTERRUPTED:
         raise Interrupted(f"trial {trial.number} interrupted after epoch {recorder.stop_epoch}")
     resume.remove()  # finished, pruned or failed: nothing left to resume
@@ -205,7 +244,7 @@ def run_trial(
         raise TrialFailedError(recorder.failure)
     if recorder.best_epoch is None or recorder.best_score is None:
         raise TrialFailedError(f"monitor {settings.monitor!r} was never a finite number")
-    early = stopper.stopped_epoch > 0 and recorder.stop_epoch < settings.epochs
+    early = stopper.stopped_epoch > 0 and recorder.stop_epoch < recorder.max_epochs
     if recorder.stop_reason == StopReason.PRUNED:
         early = False
     reason = recorder.stop_reason or (StopReason.EARLY_STOPPING if early else StopReason.MAX_EPOCHS)
@@ -216,6 +255,52 @@ def run_trial(
             f"trial {trial.number} pruned after epoch {recorder.stop_epoch} by the "
             f"{settings.pruner} pruner"
         )
+    return from_trial(_stored(trial))
+
+
+def _fit_returned(
+    trial: Any,
+    model: Any,
+    returned: Any,
+    *,
+    settings: Settings,
+    mode: str,
+    started: float,
+    max_epochs: int,
+    trial_dir: Path,
+) -> TrialRecord:
+    """A HyperModel fit that trained no epoch through the callbacks (a custom training
+    loop): the objective is what it returned (KerasTuner's rule), the checkpoint the model
+    as fit left it. best/stop epoch come from a returned History, else are the epochs."""
+    found = objective_from_fit(returned, settings.monitor, mode)
+    if isinstance(found, str) or not math.isfinite(found.value):
+        what = found if isinstance(found, str) else f"returned {settings.monitor}={found.value}"
+        raise TrialFailedError(f"hypermodel.fit trained no epoch through the callbacks and {what}")
+    stop = found.stop_epoch or max_epochs
+    best = found.best_epoch or stop
+    checkpoint = trial_dir / "best.keras"
+    with atomic_path(checkpoint) as tmp:
+        model.save(tmp)
+    history = getattr(returned, "history", None)
+    if isinstance(history, dict):
+        rows = [
+            {"epoch": i + 1, **{k: float(v[i]) for k, v in history.items() if i < len(v)}}
+            for i in range(stop)
+        ]
+        write_text_atomic(checkpoint.parent / "history.csv", history_csv(rows))
+    trial.report(found.value, stop)
+    write(
+        trial,
+        objective_source="fit",
+        duration_s=round(time.monotonic() - started, 3),
+        best_score=found.value,
+        best_epoch=best,
+        stop_epoch=stop,
+        checkpoint=checkpoint,
+        early_stopped=False,
+        stop_reason=StopReason.MAX_EPOCHS,
+        keras_best_epoch=None,
+    )
     return from_trial(_stored(trial))
 
 
