@@ -120,8 +120,10 @@ def test_old_study_reads_with_every_command(old_study: Path) -> None:
     recorded = list(csv.DictReader((old_study / "results/tiny/trials.csv").open()))
     assert [r["trial"] for r in rows] == ["2", "0", "1"]
     assert [r["state"] for r in rows] == ["complete", "complete", "failed"]
-    assert list(rows[0]) == list(recorded[0])  # the same columns, in the same order
+    # the same columns in the same order, and objective_source (added since, by issue 13)
+    assert [c for c in rows[0] if c != "objective_source"] == list(recorded[0])
     for new, old in zip(rows, recorded, strict=True):  # checkpoints were made elsewhere
+        assert new.pop("objective_source") == "monitor"
         assert {**new, "checkpoint": ""} == {**old, "checkpoint": ""}
         assert new["checkpoint"] == ""
     code, out, err = run_cli("status", "tiny", cwd=old_study)
