@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sweep.atomic import write_text_atomic, write_with
+from sweep.direction import Direction
 from sweep.errors import ConfigError
 from sweep.record import StudyAttr, from_trial, read_study
 from sweep.stopping import StopRule, pad_curves, replay_many
@@ -108,7 +109,7 @@ def compare(
     ]
     padded, lengths = pad_curves([c.values for c in curves])
     table = replay_many(padded, lengths, np.array([c.max_epochs for c in curves]), rules)
-    sign = 1.0 if mode == "min" else -1.0  # lower is better after multiplying by sign
+    sign = Direction.from_mode(mode).sign  # lower is better after multiplying by sign
     recorded = np.array([c.recorded_best for c in curves]) * sign
     recorded_epochs = lengths.astype(float)
     prefix_best = np.array([np.nanmin(np.array(c.values) * sign) for c in curves])

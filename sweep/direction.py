@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from typing import Literal
 
 
 class Direction(StrEnum):
@@ -29,7 +30,7 @@ class Direction(StrEnum):
         return 1.0 if self is Direction.MIN else -1.0
 
     @property
-    def optuna(self) -> str:
+    def optuna(self) -> Literal["minimize", "maximize"]:
         """Optuna's name: ``minimize`` or ``maximize``."""
         return "minimize" if self is Direction.MIN else "maximize"
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweep.direction import Direction
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.fingerprint import RerunCheck, space_fingerprint
 from sweep.interrupts import StopSignals
@@ -238,7 +239,7 @@ def _run(
             target=target,
             done=done,
             timeout_s=options.timeout_s,
-            maximize=mode == "max",
+            maximize=Direction.from_mode(mode) is Direction.MAX,
             best=best_so_far(study),
         )
     )

@@ -12,8 +12,9 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from sweep.direction import Direction
 from sweep.errors import ConfigError, SweepError
 from sweep.record import StudyAttr, read_study, write_study
 from sweep.space import SearchSpace, load_space
@@ -149,7 +150,7 @@ def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: s
     """Create the study, or load it and check it was made for the same monitor and mode."""
     import optuna
 
-    direction: Literal["minimize", "maximize"] = "minimize" if mode == "min" else "maximize"
+    direction = Direction.from_mode(mode).optuna
     study = optuna.create_study(
         study_name=name,
         storage=open_storage(storage_url),

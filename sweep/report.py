@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from sweep.atomic import write_text_atomic
+from sweep.direction import Direction
 from sweep.durations import format_duration
 from sweep.record import StudyAttr, from_trial, read_study
 from sweep.results import columns, display_cell, table_rows
@@ -280,7 +281,7 @@ def _progress(study: Any, rows: list[dict[str, Any]]) -> str:
     )
     if not done:
         return _note("No complete trials yet.")
-    pick = max if study.direction.name.lower() == "maximize" else min
+    pick = max if Direction.of_study(study) is Direction.MAX else min
     running: list[float] = []
     for _, score in done:
         running.append(score if not running else pick(running[-1], score))

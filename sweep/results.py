@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sweep.atomic import write_text_atomic
+from sweep.direction import Direction
 from sweep.record import State, from_trial
 
 FIXED_BEFORE = ["trial", "state"]
@@ -94,7 +95,7 @@ def param_names(trials: list[Any]) -> list[str]:
 
 
 def sort_key(direction: str) -> Any:
-    sign = -1.0 if direction == "maximize" else 1.0
+    sign = Direction.from_mode(direction).sign
 
     def key(row: dict[str, Any]) -> tuple[int, float, int]:
         score = row.get("best_score")

@@ -24,6 +24,7 @@ from typing import Any
 import keras
 
 from sweep.atomic import write_text_atomic
+from sweep.direction import Direction
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
 from sweep.record import StopReason
@@ -106,11 +107,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         return len(self.history)
 
     def is_better(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_score is None:
-            return True
-        return value < self.best_score if self.mode == "min" else value > self.best_score
+        return Direction.from_mode(self.mode).better(value, self.best_score)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         epochs = (self.params or {}).get("epochs")
