@@ -4,7 +4,7 @@ it), then run trials in this process or in N workers, and summarise."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from sweep.fingerprint import RerunCheck, space_fingerprint
 from sweep.interrupts import StopSignals
 from sweep.plan import (
     Plan,
+    TrialOptions,
     load_checked_data,
     open_study,
     pickle_functions,
@@ -38,20 +39,15 @@ __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunOptions:
+class RunOptions(TrialOptions):
+    """What ``sweep run`` / ``sweep.run`` ask for (built by ``sweep.api.run_options``)."""
+
     space: str = "digits_cnn"
-    overrides: dict[str, Any] = field(default_factory=dict)
     study: str | None = None
     storage: str | None = None
     results_dir: Path = Path("results")
     artifacts_dir: Path | None = None
     timeout_s: float | None = None
-    seed: int | None = None
-    deterministic: bool = False
-    max_failures: int = 5
-    keep_checkpoints: int | None = None
-    calibrate: int = 0
-    allow_space_change: bool = False
     jobs: int | None = 1
     threads: int | None = None
     backend: str = "loky"
@@ -208,8 +204,8 @@ def _run(
     artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / name
     functions = None if options.functions is None else pickle_functions(space)
     plan = Plan(
+        **{**options.trial_options(), "overrides": dict(options.overrides)},
         space=str(space.path.resolve()) if functions is None else space_label(functions),
-        overrides=dict(options.overrides),
         study=name,
         storage=storage_url,
         results=str(folder.resolve()),
@@ -218,14 +214,8 @@ def _run(
         grid=grid,
         target=target,
         deadline=None if options.timeout_s is None else started + options.timeout_s,
-        seed=options.seed,
-        deterministic=options.deterministic,
-        max_failures=options.max_failures,
-        keep_checkpoints=options.keep_checkpoints,
-        calibrate=options.calibrate,
         functions=functions,
         from_functions=functions is not None,
-        allow_space_change=options.allow_space_change,
     )
     refuse_unresumable(study, space, plan)  # before anything is written to the study
     write_study(study, StudyAttr.PLAN, plan.to_json())  # for `sweep worker` on other machines

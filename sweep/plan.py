@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +30,28 @@ def trial_seed(seed: int, number: int) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Plan:
-    space: str  # absolute path of the search-space file
+class TrialOptions:
+    """What a run is asked for (``RunOptions``) and hands on to every worker (``Plan``)
+    under the same names: the settings overrides and how trials are run."""
+
     overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    deterministic: bool = False
+    max_failures: int = 5
+    keep_checkpoints: int | None = None
+    calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
+    allow_space_change: bool = False  # resume trials interrupted under another space
+
+    def trial_options(self) -> dict[str, Any]:
+        """These fields, for the constructor of another ``TrialOptions`` (a Plan)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrialOptions)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan(TrialOptions):
+    """A run as every worker runs it (stored on the study as JSON, for ``sweep worker``)."""
+
+    space: str  # absolute path of the search-space file
     study: str
     storage: str  # the full URL; never printed (see storage.redact)
     results: str  # results/<study>: trials.csv, sweep.log
@@ -41,16 +60,10 @@ class Plan:
     grid: dict[str, list[Any]] | None = None
     target: int
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
-    seed: int | None = None
-    deterministic: bool = False
-    max_failures: int = 5
-    keep_checkpoints: int | None = None
-    calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
     # sweep.run(build_model=..., load_data=...): the functions, cloudpickled for the
     # workers (never stored on the study: they live in the caller's notebook or script)
     functions: bytes | None = None
     from_functions: bool = False
-    allow_space_change: bool = False  # resume trials interrupted under another space
 
     def to_json(self) -> str:
         raw = asdict(self)
