@@ -110,7 +110,8 @@ def run_trial(
     history_path = (trial_dir / "history.csv").resolve()
     resume = ResumeDir(trial_dir / "resume", checkpoint)
     state, saved = load_resume_point(trial.number, resume, on_message)
-    before = from_trial(_stored(trial))
+    stored = _stored(trial)
+    before = from_trial(stored)
     patience, min_delta = stopping_settings(trial, settings, calibration=calibration)
     data_seed = before.data_seed
     if data_seed is None:
@@ -131,7 +132,7 @@ def run_trial(
         else fit_kwargs(space).get("batch_size"),
     )
     if state is not None:  # checked before anything is recorded: a refusal changes nothing
-        conflict = settings_conflict(trial.number, recorded(before), checked)
+        conflict = settings_conflict(trial.number, recorded(stored), checked)
         if conflict is not None:
             raise ResumeRefused(conflict)
     write(trial, **checked, trial_dir=trial_dir.resolve(), data_seed=data_seed)
