@@ -193,7 +193,9 @@ def started_facts(
 
 
 def recorded(trial: Any) -> dict[str, Any]:
-    """The facts a trial has recorded, raw, by field name (only those it has)."""
+    """The facts an Optuna trial has recorded, raw, by field name (only those it has)."""
+    if isinstance(trial, TrialRecord):
+        raise TypeError("recorded() reads an Optuna trial; a TrialRecord has its fields")
     return {k: v for k, v in trial.user_attrs.items() if k in ATTR_KEYS}
 
 
@@ -232,7 +234,7 @@ def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
         stop_reason=_reason(attrs.get("stop_reason")),
         early_stopped=None if early is None else bool(early),
         patience=_int(attrs.get("patience")),
-        min_delta=_float(attrs.get("min_delta")),
+        min_delta=attrs.get("min_delta"),  # as recorded: the table shows a whole 0 as 0
         calibration=None if calibration is None else bool(calibration),
         duration_s=_float(duration),
         worker=str(attrs.get("worker", "")),
