@@ -2,7 +2,7 @@
 process, alternating the order every repetition:
 
 (a)  a plain Keras loop: NumPy arrays, shuffle=True, EarlyStopping + ModelCheckpoint
-(a') the same loop fed by sweep's epoch-keyed tf.data pipeline (sweep.feed)
+(a') the same loop fed by sweep's epoch-keyed tf.data pipeline (sweep.train.feed)
 (b)  `sweep run --jobs 1` (through timed_sweep.py: the real command, with stopwatches)
 (c)  KerasTuner GridSearch with the same EarlyStopping
 (d)  an Optuna study on SQLite whose objective fits with the same callbacks

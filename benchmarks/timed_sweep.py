@@ -51,9 +51,10 @@ def after_tensorflow(import_tf: Callable[[], None]) -> Callable[[], None]:
         import optuna
         from epoch_clock import Clock, FitLog
 
-        import sweep.recorder
-        import sweep.resume
-        import sweep.trial
+        import sweep.train.probe
+        import sweep.train.recorder
+        import sweep.train.resume
+        import sweep.train.trial
 
         global LOG
         LOG = FitLog("val_accuracy")
@@ -66,16 +67,16 @@ def after_tensorflow(import_tf: Callable[[], None]) -> Callable[[], None]:
 
         keras.Model.fit = clocked_fit
         timed(keras.Model, "fit", "fit (all fits, probe included)")
-        timed(sweep.trial, "run_trial", "trial: run_trial")
-        timed(sweep.trial, "build", "trial: build_model")
-        timed(sweep.trial, "epoch_feed", "trial: data feed set-up")
-        timed(sweep.trial, "probe_space", "probe: build + one step")
-        timed(sweep.resume.ResumeDir, "save", "epoch end: resume point")
-        timed(sweep.resume.ResumeDir, "load", "trial: look for a resume point")
-        timed(sweep.resume, "save_variables", "epoch end: resume point: variables .npz")
-        timed(sweep.resume, "write_text_atomic", "epoch end: resume point: state.json")
+        timed(sweep.train.trial, "run_trial", "trial: run_trial")
+        timed(sweep.train.trial, "build", "trial: build_model")
+        timed(sweep.train.trial, "epoch_feed", "trial: data feed set-up")
+        timed(sweep.train.probe, "probe_space", "probe: build + one step")
+        timed(sweep.train.resume.ResumeDir, "save", "epoch end: resume point")
+        timed(sweep.train.resume.ResumeDir, "load", "trial: look for a resume point")
+        timed(sweep.train.resume, "save_variables", "epoch end: resume point: variables .npz")
+        timed(sweep.train.resume, "write_text_atomic", "epoch end: resume point: state.json")
         timed(keras.Model, "save", "epoch end: resume point: best checkpoint .keras")
-        timed(sweep.recorder, "write_text_atomic", "epoch end: history.csv")
+        timed(sweep.train.recorder, "write_text_atomic", "epoch end: history.csv")
         timed(optuna.trial.Trial, "report", "storage: report (per epoch)")
         timed(optuna.trial.Trial, "set_user_attr", "storage: user attrs")
 

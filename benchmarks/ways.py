@@ -8,7 +8,7 @@ one way per process:
   ``validation_split``) with EarlyStopping and ModelCheckpoint(save_best_only=True)
   writing ``trial_<n>/best.keras``.
 - ``plain-feed``: the same loop fed with sweep's epoch-keyed tf.data pipeline
-  (sweep.feed), to tell its cost apart from the rest of the harness.
+  (sweep.train.feed), to tell its cost apart from the rest of the harness.
 - ``kerastuner``: KerasTuner's GridSearch with the same EarlyStopping (it keeps each
   trial's best weights itself). Needs tensorboard (``pip install -e '.[bench]'``).
 - ``optuna``: an Optuna study on SQLite with GridSampler; the objective fits with the
@@ -71,7 +71,7 @@ def fit_one(
     calls = Clock.around(LOG, callbacks(args.patience, folder / "best.keras"))
     if args.way == "plain-feed":
         from sweep.data import train_validation_split
-        from sweep.feed import epoch_feed
+        from sweep.train.feed import epoch_feed
 
         (x, y), validation = train_validation_split(X, Y, VALIDATION_SPLIT)
         feed, steps = epoch_feed(

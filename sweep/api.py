@@ -92,8 +92,9 @@ def _path(name: str, value: Any) -> Path:
     return Path(value)
 
 
-def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], **o: Any) -> Any:
-    """``RunOptions`` from ``run``'s keyword arguments, each checked as the CLI checks it."""
+def run_options(space: PathLike | None, functions: Any, settings: dict[str, Any], **o: Any) -> Any:
+    """``RunOptions`` from ``run``'s keyword arguments (or ``sweep run``'s flags), each
+    checked as the CLI checks it: the one place both build them."""
     from sweep.driver import RunOptions
     from sweep.storage import storage_from
 
@@ -106,8 +107,6 @@ def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], *
         raise ConfigError(f"--backend: expected loky or dask, got {o['backend']!r}")
     if o["study"] is not None and (not isinstance(o["study"], str) or not o["study"]):
         raise ConfigError(f"--study: expected a study name, got {o['study']!r}")
-    if settings.get("data_path") is not None:
-        settings["data_path"] = str(Path(settings["data_path"]).expanduser().resolve())
     jobs = _whole("jobs", o["jobs"], 1)
     if o["storage"] is not None and o["storage_file"] is not None:
         raise ConfigError(
@@ -261,7 +260,9 @@ def run(
         "mlflow_artifacts": mlflow_artifacts,
         "executions_per_trial": executions_per_trial,
     }
-    options = _options(
+    if data_path is not None:  # a notebook's working folder is not the workers'
+        settings["data_path"] = str(Path(data_path).expanduser().resolve())
+    options = run_options(
         space,
         functions,
         settings,

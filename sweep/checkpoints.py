@@ -7,6 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from sweep.direction import Direction
+from sweep.record import from_trial
+
 
 def prune_checkpoints(study: Any, keep: int) -> list[int]:
     """Delete ``best.keras`` of every finished trial outside the ``keep`` best complete ones.
@@ -15,7 +18,7 @@ def prune_checkpoints(study: Any, keep: int) -> list[int]:
     Failed trials' checkpoints are deleted too; running trials are not touched.
     Returns the numbers of the trials whose checkpoint was deleted now.
     """
-    sign = -1.0 if study.direction.name == "MAXIMIZE" else 1.0
+    sign = Direction.of_study(study).sign
     finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
     complete = [
         t
@@ -26,7 +29,7 @@ def prune_checkpoints(study: Any, keep: int) -> list[int]:
     kept = {t.number for t in complete[:keep]}
     deleted = []
     for t in finished:
-        path = t.user_attrs.get("checkpoint")
+        path = from_trial(t).checkpoint
         if t.number in kept or not path or not Path(path).exists():
             continue
         with contextlib.suppress(FileNotFoundError):

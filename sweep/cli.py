@@ -31,7 +31,8 @@ def _cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from sweep.driver import RunOptions, run_sweep
+    from sweep.api import run_options
+    from sweep.driver import run_sweep
     from sweep.progress import PlainProgress
 
     dests = [flag[1] for flag in SETTING_FLAGS] + [switch[1] for switch in SETTING_SWITCHES]
@@ -42,25 +43,27 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     }
     if args.set_mixed_precision:
         overrides["mixed_precision"] = True
-    options = RunOptions(
-        space=args.space,
-        overrides=overrides,
+    options = run_options(  # as sweep.run builds them (the flags are parsed already)
+        args.space,
+        None,
+        overrides,
         study=args.study,
-        storage=args.storage,
-        results_dir=args.results,
-        timeout_s=args.timeout,
+        storage=args.storage,  # --storage-file and $SWEEP_STORAGE resolved by main
+        storage_file=None,
+        results=args.results,
+        artifacts=args.artifacts,
+        timeout=args.timeout,
         seed=args.seed,
         deterministic=args.deterministic,
-        max_failures=args.max_failures,
-        keep_checkpoints=args.keep_checkpoints,
-        calibrate=args.calibrate,
-        allow_space_change=args.allow_space_change,
-        jobs=args.jobs if args.jobs is not None or args.backend == "dask" else 1,
+        jobs=args.jobs,
         threads=args.threads,
         backend=args.backend,
         scheduler=args.scheduler,
-        artifacts_dir=args.artifacts,
+        calibrate=args.calibrate,
+        max_failures=args.max_failures,
+        keep_checkpoints=args.keep_checkpoints,
         force_jobs=args.force_jobs,
+        allow_space_change=args.allow_space_change,
         gpus=args.gpus,
         gpus_per_trial=args.gpus_per_trial,
         gpu_memory=args.gpu_memory,

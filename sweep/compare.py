@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 
 from sweep.atomic import write_text_atomic, write_with
+from sweep.direction import Direction
 from sweep.errors import ConfigError
+from sweep.record import CURVE, StudyAttr, execution_facts, from_trial, read_study
 from sweep.stopping import StopRule, pad_curves, replay_many
 
 DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
@@ -47,33 +49,34 @@ def recorded_curves(study: Any) -> list[Curve]:
     """Complete and pruned trials' curves, from the values reported to Optuna each epoch."""
     curves = []
     for t in study.get_trials(deepcopy=False):
-        attrs = t.user_attrs
-        if t.state.name not in ("COMPLETE", "PRUNED") or not attrs.get("stop_epoch"):
+        if t.state.name not in ("COMPLETE", "PRUNED"):
             continue
-        if int(attrs.get("executions", 1)) > 1:
-            curves.extend(execution_curves(t.number, attrs))
+        rec = from_trial(t)
+        if not rec.stop_epoch:
+            continue
+        if rec.executions > 1:
+            curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), execution_facts(t)))
             continue
         steps = t.intermediate_values
-        values = [float(steps.get(e, math.nan)) for e in range(1, int(attrs["stop_epoch"]) + 1)]
-        best = attrs.get("best_score")
+        values = [float(steps.get(e, math.nan)) for e in range(1, rec.stop_epoch + 1)]
+        best = rec.best_score
         curves.append(
             Curve(
                 trial=t.number,
                 values=values,
-                max_epochs=int(attrs["max_epochs"]),
+                max_epochs=int(rec.max_epochs or 0),
                 recorded_best=math.nan if best is None else float(best),
             )
         )
     return curves
 
 
-def execution_curves(number: int, attrs: dict[str, Any]) -> list[Curve]:
+def execution_curves(number: int, max_epochs: int, executions: list[dict[str, Any]]) -> list[Curve]:
     """One curve per execution of a trial trained ``executions_per_trial`` times (each
-    execution's values, as it recorded them in its ``execution_<e>`` attr)."""
+    execution's values, as it recorded them: see ``record.execution_facts``)."""
     curves = []
-    for e in range(int(attrs["executions"])):
-        ex = attrs.get(f"execution_{e}") or {}
-        steps, best = ex.get("curve") or {}, ex.get("best_score")
+    for ex in executions:
+        steps, best = ex.get(CURVE) or {}, ex.get("best_score")
         stop = int(ex.get("stop_epoch") or 0)
         values = [float(steps.get(str(k), math.nan)) for k in range(1, stop + 1)]
         if values:
@@ -81,7 +84,7 @@ def execution_curves(number: int, attrs: dict[str, Any]) -> list[Curve]:
                 Curve(
                     trial=number,
                     values=values,
-                    max_epochs=int(attrs["max_epochs"]),
+                    max_epochs=max_epochs,
                     recorded_best=math.nan if best is None else float(best),
                 )
             )
@@ -92,12 +95,13 @@ def recorded_settings(study: Any) -> tuple[set[int], set[float]]:
     """The patience and min_delta values the study's trials ran with."""
     patience, min_delta = set(), set()
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("calibration"):
+        rec = from_trial(t)
+        if rec.calibration:
             continue  # early stopping was off
-        if (p := t.user_attrs.get("patience")) is not None:
-            patience.add(int(p))
-        if (d := t.user_attrs.get("min_delta")) is not None:
-            min_delta.add(float(d))
+        if rec.patience is not None:
+            patience.add(rec.patience)
+        if rec.min_delta is not None:
+            min_delta.add(rec.min_delta)
     return patience, min_delta
 
 
@@ -107,28 +111,28 @@ def compare(
     patience: list[int],
     min_delta: list[float],
 ) -> list[SettingResult]:
-    mode = study.user_attrs.get("mode")
+    mode = read_study(study, StudyAttr.MODE)
     curves = recorded_curves(study)
     if mode not in ("min", "max") or not curves:
         raise ConfigError(
             f"study {study.study_name!r}: expected finished trials with recorded curves, "
             "found none; run some trials first"
         )
-    first = study.get_trials(deepcopy=False)[curves[0].trial].user_attrs
+    first = from_trial(study.get_trials(deepcopy=False)[curves[0].trial])
     rules = [
         StopRule(
             mode=mode,
             patience=p,
             min_delta=d,
-            baseline=first.get("baseline"),
-            start_from_epoch=int(first.get("start_from_epoch") or 0),
+            baseline=first.baseline,
+            start_from_epoch=int(first.start_from_epoch or 0),
         )
         for p in patience
         for d in min_delta
     ]
     padded, lengths = pad_curves([c.values for c in curves])
     table = replay_many(padded, lengths, np.array([c.max_epochs for c in curves]), rules)
-    sign = 1.0 if mode == "min" else -1.0  # lower is better after multiplying by sign
+    sign = Direction.from_mode(mode).sign  # lower is better after multiplying by sign
     recorded = np.array([c.recorded_best for c in curves]) * sign
     recorded_epochs = lengths.astype(float)
     prefix_best = np.array([np.nanmin(np.array(c.values) * sign) for c in curves])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,13 @@ from sweep.devices import (
     take,
 )
 from sweep.devices import current as current_devices
+from sweep.direction import Direction
 from sweep.errors import ConfigError, SweepError, disk_full_stops
-from sweep.fingerprint import FINGERPRINT_ATTR, RerunCheck, space_fingerprint
+from sweep.fingerprint import RerunCheck, space_fingerprint
 from sweep.interrupts import StopSignals
 from sweep.plan import (
-    PLAN_ATTR,
     Plan,
+    TrialOptions,
     load_checked_data,
     open_study,
     pickle_functions,
@@ -34,6 +35,7 @@ from sweep.plan import (
     space_label,
 )
 from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
+from sweep.record import StudyAttr, read_study, write_study
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import Functions, SearchSpace, load_space, resolve_space_path, space_from_functions
@@ -50,20 +52,15 @@ __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunOptions:
+class RunOptions(TrialOptions):
+    """What ``sweep run`` / ``sweep.run`` ask for (built by ``sweep.api.run_options``)."""
+
     space: str = "digits_cnn"
-    overrides: dict[str, Any] = field(default_factory=dict)
     study: str | None = None
     storage: str | None = None
     results_dir: Path = Path("results")
     artifacts_dir: Path | None = None
     timeout_s: float | None = None
-    seed: int | None = None
-    deterministic: bool = False
-    max_failures: int = 5
-    keep_checkpoints: int | None = None
-    calibrate: int = 0
-    allow_space_change: bool = False
     jobs: int | None = 1
     threads: int | None = None
     backend: str = "loky"
@@ -200,14 +197,14 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
 def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
-    from sweep.export import FINGERPRINT_ATTR, fingerprint
+    from sweep.export import fingerprint
 
     if data.x_val is None:
         return
     now = fingerprint(data.x_val, data.y_val)
-    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    recorded = read_study(study, StudyAttr.VALIDATION_FINGERPRINT)
     if recorded is None:
-        study.set_user_attr(FINGERPRINT_ATTR, now)
+        write_study(study, StudyAttr.VALIDATION_FINGERPRINT, now)
     elif recorded != now:
         progress.message(
             "load_data() returned other validation data than when this study started "
@@ -260,8 +257,8 @@ def _run(
     artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / name
     functions = None if options.functions is None else pickle_functions(space)
     plan = Plan(
+        **{**options.trial_options(), "overrides": dict(options.overrides)},
         space=str(space.path.resolve()) if functions is None else space_label(functions),
-        overrides=dict(options.overrides),
         study=name,
         storage=storage_url,
         results=str(folder.resolve()),
@@ -270,19 +267,13 @@ def _run(
         grid=grid,
         target=target,
         deadline=None if options.timeout_s is None else started + options.timeout_s,
-        seed=options.seed,
-        deterministic=options.deterministic,
-        max_failures=options.max_failures,
-        keep_checkpoints=options.keep_checkpoints,
-        calibrate=options.calibrate,
         functions=functions,
         from_functions=functions is not None,
-        allow_space_change=options.allow_space_change,
         devices=devices,
     )
     refuse_unresumable(study, space, plan)  # before anything is written to the study
-    study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
-    study.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(space))
+    write_study(study, StudyAttr.PLAN, plan.to_json())  # for `sweep worker` on other machines
+    write_study(study, StudyAttr.FINGERPRINT, space_fingerprint(space))
     study_run = None
     if space.settings.mlflow is not None:  # the study's MLflow run, before any worker starts
         from sweep.mlflow_tracking import MlflowTracker
@@ -298,7 +289,7 @@ def _run(
             target=target,
             done=done,
             timeout_s=options.timeout_s,
-            maximize=mode == "max",
+            maximize=Direction.from_mode(mode) is Direction.MAX,
             best=best_so_far(study),
         )
     )

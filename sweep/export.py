@@ -20,7 +20,8 @@ import numpy as np
 
 from sweep.atomic import write_text_atomic
 from sweep.errors import ConfigError, SweepError
-from sweep.plan import PLAN_ATTR, Plan, error_text
+from sweep.plan import Plan, error_text
+from sweep.record import StudyAttr, from_trial, read_study, write_study
 
 FORMATS = ("keras", "savedmodel")
 TOLERANCE = 1e-5
@@ -151,12 +152,9 @@ def fingerprint(*arrays: Any) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-FINGERPRINT_ATTR = "validation_fingerprint"
-
-
 def check_same_data(study: Any, data: Any) -> None:
     """The validation data must be what the sweep trained on (recorded when it started)."""
-    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    recorded = read_study(study, StudyAttr.VALIDATION_FINGERPRINT)
     if recorded is not None and recorded != fingerprint(data.x_val, data.y_val):
         raise ConfigError(
             f"study {study.study_name!r}: load_data() returns other validation data than "
@@ -202,20 +200,20 @@ def export(
     fmt = output_format(out, fmt)
     check_destination(out, force=force, fmt=fmt)
     trial = choose_trial(study, trial_number)
-    attrs = trial.user_attrs
-    checkpoint = attrs.get("checkpoint")
-    if not checkpoint or not Path(checkpoint).is_file():
+    rec = from_trial(trial)
+    checkpoint = rec.checkpoint
+    if not checkpoint or not checkpoint.is_file():
         raise ConfigError(
             f"trial {trial.number}: its checkpoint {checkpoint or '(none)'} is gone "
             "(deleted by --keep-checkpoints, or moved); export another trial with --trial N"
         )
-    monitor = str(attrs["monitor"])
+    monitor = str(rec.monitor)
     if not monitor.startswith("val_"):
         raise ConfigError(
             f"trial {trial.number}: monitor {monitor!r} is a training metric, which can't be "
             "reproduced by evaluating the saved model; export verifies val_* monitors only"
         )
-    plan_text = study.user_attrs.get(PLAN_ATTR)
+    plan_text = read_study(study, StudyAttr.PLAN)
     if plan_text is None:
         raise ConfigError(f"study {study.study_name!r} has no sweep plan; it was not made by sweep")
     if space is None:
@@ -225,9 +223,9 @@ def export(
         raise ConfigError(f"search space {space.path}: no validation data to verify against")
     check_same_data(study, data)
     metric = monitor.removeprefix("val_")
-    batch = int(attrs.get("batch_size") or 32)
-    recorded = float(attrs["best_score"])
-    from_fit = attrs.get("objective_source") == "fit"
+    batch = int(rec.batch_size or 32)
+    recorded = float(rec.best_score)  # type: ignore[arg-type]
+    from_fit = rec.objective_source == "fit"
 
     def verified_score(candidate: Any, what: str) -> float:
         """``candidate``'s score on the validation data; it must be the table's best_score."""
@@ -279,18 +277,18 @@ def export(
         "trial": trial.number,
         "params": trial.params,
         "monitor": monitor,
-        "mode": attrs.get("mode"),
+        "mode": rec.mode,
         "best_score": recorded,
         "verified_score": verified,
         "serving_max_abs_diff": serving_diff,
-        "best_epoch": attrs.get("best_epoch"),
-        "stop_epoch": attrs.get("stop_epoch"),
-        "max_epochs": attrs.get("max_epochs"),
-        "patience": attrs.get("patience"),
-        "min_delta": attrs.get("min_delta"),
+        "best_epoch": rec.best_epoch,
+        "stop_epoch": rec.stop_epoch,
+        "max_epochs": rec.max_epochs,
+        "patience": rec.patience,
+        "min_delta": rec.min_delta,
         "test_score": test_score,
         "format": fmt,
-        "source_checkpoint": checkpoint,
+        "source_checkpoint": str(checkpoint),
         "data_fingerprint": {
             "train": fingerprint(data.x_train, data.y_train),
             "validation": fingerprint(data.x_val, data.y_val),
@@ -327,12 +325,13 @@ def best_on_test(study: Any, data: Any) -> tuple[int, dict[str, float]] | None:
     if not data.has_test or not complete:
         return None
     best = study.best_trial
-    checkpoint = best.user_attrs.get("checkpoint")
-    if not checkpoint or not Path(checkpoint).is_file():
+    rec = from_trial(best)
+    checkpoint = rec.checkpoint
+    if not checkpoint or not checkpoint.is_file():
         return None
     model = keras.saving.load_model(checkpoint, safe_mode=True)
-    scores = test_scores(model, data, int(best.user_attrs.get("batch_size") or 32))
-    study.set_user_attr("test_score", {"trial": best.number, "scores": scores})
+    scores = test_scores(model, data, int(rec.batch_size or 32))
+    write_study(study, StudyAttr.TEST_SCORE, {"trial": best.number, "scores": scores})
     return best.number, scores
 
 

@@ -26,10 +26,9 @@ from typing import Any
 
 from sweep.errors import ConfigError
 from sweep.hypermodel import fit_kwargs
+from sweep.record import from_trial, recorded, started_facts
 from sweep.space import FUNCTIONS_PATH, SearchSpace, Settings
 
-FINGERPRINT_ATTR = "space_fingerprint"
-SPACE_CHANGED_ATTR = "space_changed"
 # Settings about the sweep as a whole, not one trial: a rerun may change them freely
 # (more --trials, another sampler or pruner for the trials still to come).
 SWEEP_LEVEL = frozenset(
@@ -111,13 +110,13 @@ class RerunCheck:
             calibration=trial.number < self.calibrate,
             params=trial.params,
         )
-        conflict = settings_conflict(trial.number, trial.user_attrs, expected)
+        conflict = settings_conflict(trial.number, recorded(trial), expected)
         if conflict is not None:
             return conflict
         return self.space_refusal(trial)
 
     def space_change(self, trial: Any) -> str | None:
-        old = trial.user_attrs.get(FINGERPRINT_ATTR)
+        old = from_trial(trial).space_fingerprint
         if not isinstance(old, dict) or not self.has_resume_point(trial.number):
             return None  # started before fingerprints were recorded, or nothing to resume
         return fingerprint_change(old, space_fingerprint(self.space))
@@ -152,19 +151,19 @@ def started_with(
             patience = params.get("patience", patience)
         if isinstance(min_delta, list):
             min_delta = params.get("min_delta", min_delta)
-    return {
-        "monitor": settings.monitor,
-        "mode": mode,
-        "max_epochs": settings.epochs,
-        "patience": patience,
-        "min_delta": min_delta,
-        "calibration": calibration,
-        "baseline": settings.baseline,
-        "start_from_epoch": settings.start_from_epoch,
-        "batch_size": settings.batch_size
+    return started_facts(
+        monitor=settings.monitor,
+        mode=mode,
+        max_epochs=settings.epochs,
+        patience=patience,
+        min_delta=min_delta,
+        calibration=calibration,
+        baseline=settings.baseline,
+        start_from_epoch=settings.start_from_epoch,
+        batch_size=settings.batch_size
         if space.fit is None
         else fit_kwargs(space).get("batch_size"),
-    }
+    )
 
 
 def settings_conflict(number: int, attrs: dict[str, Any], expected: dict[str, Any]) -> str | None:

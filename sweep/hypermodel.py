@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sweep.direction import Direction
 from sweep.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -176,7 +177,8 @@ def objective_from_fit(result: Any, monitor: str, mode: str) -> FitObjective | s
         if not finite:
             keys = ", ".join(sorted(history)) or "nothing"
             return f"returned a History without {monitor!r} (it has: {keys})"
-        best = min(finite, key=lambda p: (p[0] if mode == "min" else -p[0], p[1]))
+        sign = Direction.from_mode(mode).sign
+        best = min(finite, key=lambda p: (sign * p[0], p[1]))
         return FitObjective(best[0], best[1] + 1, len(values))
     return f"returned {type(result).__name__}"
 

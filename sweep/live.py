@@ -3,7 +3,6 @@ elapsed and estimated remaining time. Finished trials scroll above it as lines."
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from typing import Any, TextIO
@@ -13,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from sweep.direction import Direction
 from sweep.durations import format_duration
 from sweep.progress import (
     EpochEvent,
@@ -42,7 +42,7 @@ class LiveProgress:
         self.running: EpochEvent | None = None
         self.running_trial: int | None = None
         self.best: tuple[int, str, float] | None = None
-        self.mode_max: bool | None = None
+        self.direction = Direction.MIN
         self.polled: list[RunningTrial] | None = None  # several workers: from the storage
 
     def __enter__(self) -> LiveProgress:
@@ -104,7 +104,7 @@ class LiveProgress:
     def sweep_started(self, event: SweepStart) -> None:
         self.target, self.done, self.timeout_s = event.target, event.done, event.timeout_s
         self.done_at_start = event.done
-        self.mode_max = event.maximize
+        self.direction = Direction.MAX if event.maximize else Direction.MIN
         best = event.best
         text = event.text
         if best is not None:
@@ -129,12 +129,9 @@ class LiveProgress:
         self.done_here += 1
         self.running_trial = None
         score = event.best_score
-        if event.state == "complete" and score is not None and math.isfinite(score):
-            better = self.best is None or (
-                score > self.best[2] if self.mode_max else score < self.best[2]
-            )
-            if better:
-                self.best = (event.trial, event.monitor, score)
+        best = None if self.best is None else self.best[2]
+        if event.state == "complete" and score is not None and self.direction.better(score, best):
+            self.best = (event.trial, event.monitor, score)
         self.console.print(describe_trial(event), highlight=False, markup=False)
         self._refresh()
 

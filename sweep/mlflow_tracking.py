@@ -21,12 +21,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweep.record import StudyAttr, read_study, write_study
 from sweep.tracking import Tracker, TrialStart
 
 if TYPE_CHECKING:
     from sweep.record import TrialRecord
 
-PARENT_ATTR = "mlflow_parent_run_id"
 RUN_ATTR = "mlflow_run_id"
 STATE_TAG = "sweep.state"
 TRIAL_TAG = "sweep.trial"
@@ -74,7 +74,7 @@ class MlflowTracker(Tracker):
     def end_study(self) -> None:
         """The study's run is FINISHED once the study has all its trials."""
         try:
-            run_id = self.study.user_attrs.get(PARENT_ATTR)
+            run_id = read_study(self.study, StudyAttr.MLFLOW_PARENT_RUN)
             if run_id is not None:
                 self.client.set_terminated(run_id, status="FINISHED")
         except Exception as exc:
@@ -90,9 +90,9 @@ class MlflowTracker(Tracker):
 
     def _parent(self) -> str:
         """The study's run, made by the first trial that logs."""
-        attrs = self.study.user_attrs
-        if PARENT_ATTR in attrs:
-            return str(attrs[PARENT_ATTR])
+        known = read_study(self.study, StudyAttr.MLFLOW_PARENT_RUN)
+        if known is not None:
+            return str(known)
         name = self.study.study_name
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
@@ -100,7 +100,7 @@ class MlflowTracker(Tracker):
         else:
             experiment_id = experiment.experiment_id
         run = self.client.create_run(experiment_id, run_name=name, tags={"sweep.study": name})
-        self.study.set_user_attr(PARENT_ATTR, run.info.run_id)
+        write_study(self.study, StudyAttr.MLFLOW_PARENT_RUN, run.info.run_id)
         return str(run.info.run_id)
 
     def _where(self) -> str | None:
@@ -200,7 +200,8 @@ class MlflowTracker(Tracker):
             "stop_epoch": record.stop_epoch,
         }
         metrics = [Metric(k, float(v), stamp, step) for k, v in finals.items() if v is not None]
-        tags = [RunTag(STATE_TAG, record.state), RunTag("stop_reason", record.stop_reason)]
+        reason = "" if record.stop_reason is None else str(record.stop_reason)
+        tags = [RunTag(STATE_TAG, str(record.state)), RunTag("stop_reason", reason)]
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
         checkpoint = record.checkpoint
         if self.artifacts and checkpoint is not None and checkpoint.is_file():

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from sweep.record import from_trial, write, write_stored
+
 # A trial asked for but not yet marked with its owner is left alone this long.
 UNCLAIMED_GRACE_S = 60.0
 
@@ -78,9 +80,7 @@ class Worker:
             yield
 
     def mark(self, trial: Any) -> None:
-        trial.set_user_attr("owner", self.id)
-        trial.set_user_attr("owner_host", self.host)
-        trial.set_user_attr("worker", self.label)
+        write(trial, owner=self.id, owner_host=self.host, worker=self.label)
 
     @contextlib.contextmanager
     def heartbeat(self, study: Any, trial: Any) -> Iterator[None]:
@@ -105,14 +105,15 @@ class Worker:
         for t in study.get_trials(deepcopy=False):
             if t.state.name != "RUNNING":
                 continue
-            owner = t.user_attrs.get("owner")
+            record = from_trial(t)
+            owner = record.owner
             if t._trial_id in stale:
                 pass  # its owner, wherever it ran, stopped beating
             elif owner is None:
                 started = t.datetime_start.timestamp() if t.datetime_start else now
                 if now - started < UNCLAIMED_GRACE_S:
                     continue
-            elif t.user_attrs.get("owner_host", self.host) != self.host or self.alive(owner):
+            elif (record.owner_host or self.host) != self.host or self.alive(owner):
                 continue
             found.append(t)
         return found
@@ -123,9 +124,9 @@ class Worker:
         if trial._trial_id in _stale_by_heartbeat(study):
             # beat now, under the claim lock: nobody else may find it stale any more
             storage.record_heartbeat(trial._trial_id)
-        for key, value in (("owner", self.id), ("owner_host", self.host)):
-            storage.set_trial_user_attr(trial._trial_id, key, value)
-        storage.set_trial_user_attr(trial._trial_id, "worker", self.label)
+        write_stored(
+            storage, trial._trial_id, owner=self.id, owner_host=self.host, worker=self.label
+        )
 
 
 def _stale_by_heartbeat(study: Any) -> set[int]:

@@ -21,6 +21,7 @@ from typing import Any
 from sweep.errors import ConfigError
 from sweep.plan import Plan
 from sweep.progress import Progress, RunningTrial
+from sweep.record import from_trial
 
 
 def threads_per_job(jobs: int, threads: int | None) -> int:
@@ -220,12 +221,13 @@ def snapshot(study: Any) -> tuple[int, list[RunningTrial], tuple[int, float] | N
             continue
         steps = t.intermediate_values
         epoch = max(steps) if steps else 0
+        rec = from_trial(t)
         running.append(
             RunningTrial(
                 trial=t.number,
-                worker=t.user_attrs.get("worker", ""),
+                worker=rec.worker,
                 epoch=epoch,
-                max_epochs=int(t.user_attrs.get("max_epochs", 0)),
+                max_epochs=int(rec.max_epochs or 0),
                 value=steps.get(epoch),
                 started=t.datetime_start.timestamp() if t.datetime_start else time.time(),
             )

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sweep.devices import DevicePlan
+from sweep.direction import Direction
 from sweep.errors import ConfigError, SweepError
+from sweep.record import StudyAttr, read_study, write_study
 from sweep.space import SearchSpace, load_space
 from sweep.storage import check_study_name, open_storage
 
-PLAN_ATTR = "sweep_plan"
+PLAN_ATTR = StudyAttr.PLAN.value  # the study attr holding the plan (sweep.record names it)
 SEED_LIMIT = 2**32  # seeds are 0 .. 2**32 - 1 (NumPy's, and so Keras')
 
 
@@ -29,9 +31,28 @@ def trial_seed(seed: int, number: int) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Plan:
-    space: str  # absolute path of the search-space file
+class TrialOptions:
+    """What a run is asked for (``RunOptions``) and hands on to every worker (``Plan``)
+    under the same names: the settings overrides and how trials are run."""
+
     overrides: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    deterministic: bool = False
+    max_failures: int = 5
+    keep_checkpoints: int | None = None
+    calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
+    allow_space_change: bool = False  # resume trials interrupted under another space
+
+    def trial_options(self) -> dict[str, Any]:
+        """These fields, for the constructor of another ``TrialOptions`` (a Plan)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrialOptions)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan(TrialOptions):
+    """A run as every worker runs it (stored on the study as JSON, for ``sweep worker``)."""
+
+    space: str  # absolute path of the search-space file
     study: str
     storage: str  # the full URL; never printed (see storage.redact)
     results: str  # results/<study>: trials.csv, sweep.log
@@ -40,16 +61,10 @@ class Plan:
     grid: dict[str, list[Any]] | None = None
     target: int
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
-    seed: int | None = None
-    deterministic: bool = False
-    max_failures: int = 5
-    keep_checkpoints: int | None = None
-    calibrate: int = 0  # trials numbered below this train to max_epochs (no early stopping)
     # sweep.run(build_model=..., load_data=...): the functions, cloudpickled for the
     # workers (never stored on the study: they live in the caller's notebook or script)
     functions: bytes | None = None
     from_functions: bool = False
-    allow_space_change: bool = False  # resume trials interrupted under another space
     # each worker's GPUs (this machine's: not stored on the study; `sweep worker` finds its own)
     devices: DevicePlan = field(default_factory=DevicePlan)
 
@@ -126,8 +141,8 @@ class Probed:
 
 def probe(space: SearchSpace, data: Any) -> Probed:
     """The resolved mode, the grid, the trial target and the default values."""
-    from sweep.probe import probe_space
     from sweep.samplers import grid_size, grid_space
+    from sweep.train.probe import probe_space
 
     probed = probe_space(space, data)
     target = space.settings.trials
@@ -152,21 +167,21 @@ def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: s
     """Create the study, or load it and check it was made for the same monitor and mode."""
     import optuna
 
-    direction: Literal["minimize", "maximize"] = "minimize" if mode == "min" else "maximize"
+    direction = Direction.from_mode(mode).optuna
     study = optuna.create_study(
         study_name=name,
         storage=open_storage(storage_url),
         direction=direction,
         load_if_exists=True,
     )
-    attrs = study.user_attrs
-    if "monitor" not in attrs:
-        study.set_user_attr("monitor", monitor)
-        study.set_user_attr("mode", mode)
-        study.set_user_attr("space", space)
-    elif attrs.get("monitor") != monitor or attrs.get("mode") != mode:
+    made_for = read_study(study, StudyAttr.MONITOR), read_study(study, StudyAttr.MODE)
+    if made_for[0] is None:
+        write_study(study, StudyAttr.MONITOR, monitor)
+        write_study(study, StudyAttr.MODE, mode)
+        write_study(study, StudyAttr.SPACE, space)
+    elif made_for != (monitor, mode):
         raise ConfigError(
-            f"study {name!r} was created for {attrs.get('monitor')} ({attrs.get('mode')}), "
+            f"study {name!r} was created for {made_for[0]} ({made_for[1]}), "
             f"this run asks for {monitor} ({mode}); use the same monitor or a new --study NAME"
         )
     return study
@@ -174,7 +189,7 @@ def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: s
 
 def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
     """The plan ``sweep run`` stored on the study, for ``sweep worker``."""
-    text = study.user_attrs.get(PLAN_ATTR)
+    text = read_study(study, StudyAttr.PLAN)
     if text is None:
         raise ConfigError(
             f"study {study.study_name!r} has no sweep plan; create it with "

@@ -25,7 +25,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from sweep.atomic import write_text_atomic
+from sweep.direction import Direction
 from sweep.durations import format_duration
+from sweep.record import StudyAttr, from_trial, read_study
 from sweep.results import columns, display_cell, table_rows
 
 REPORT = "report.html"
@@ -102,7 +104,6 @@ def _note(text: str) -> str:
 
 
 def _header(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
-    attrs = study.user_attrs
     counts = Counter(r["state"] for r in rows)
     states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials yet"
     starts = [t.datetime_start for t in trials.values() if t.datetime_start]
@@ -114,8 +115,8 @@ def _header(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
         span = f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} ({took})"
     return (
         f"<h1>Study {html.escape(str(study.study_name))}</h1>\n"
-        f'<p class="meta">monitor <b>{_e(attrs.get("monitor"))}</b>, mode '
-        f"<b>{_e(attrs.get('mode'))}</b> ({_e(study.direction.name.lower())}); "
+        f'<p class="meta">monitor <b>{_e(read_study(study, StudyAttr.MONITOR))}</b>, mode '
+        f"<b>{_e(read_study(study, StudyAttr.MODE))}</b> ({_e(study.direction.name.lower())}); "
         f"{len(rows)} trials: {html.escape(states)}; {html.escape(span)}</p>"
     )
 
@@ -193,7 +194,7 @@ def _history(trial: Any, monitor: str) -> dict[str, list[tuple[int, float]]]:
     """Series to draw for a trial: ``history.csv`` columns if the file exists, else the
     monitored value from the intermediate values Optuna recorded (1-based epochs).
     Raises ``DamagedHistory`` when the file is there but can't be read."""
-    trial_dir = trial.user_attrs.get("trial_dir")
+    trial_dir = from_trial(trial).trial_dir
     path = Path(trial_dir) / "history.csv" if trial_dir else None
     if path is not None and path.is_file():
         try:
@@ -212,7 +213,7 @@ def _history(trial: Any, monitor: str) -> dict[str, list[tuple[int, float]]]:
 
 
 def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
-    monitor = str(study.user_attrs.get("monitor") or "value")
+    monitor = str(read_study(study, StudyAttr.MONITOR) or "value")
     best = [trials[r["trial"]] for r in rows if r["state"] == "complete"][:TOP_CURVES]
     if not best:
         return _note("No complete trials yet.")
@@ -232,7 +233,8 @@ def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
         overview: Axes = axes[0]
         for i, t in enumerate(top):
             color = f"C{i}"
-            best, stop = t.user_attrs.get("best_epoch"), t.user_attrs.get("stop_epoch")
+            rec = from_trial(t)
+            best, stop = rec.best_epoch, rec.stop_epoch
             xs = [e for e, _ in curves[t.number][monitor]]
             ys = [v for _, v in curves[t.number][monitor]]
             overview.plot(xs, ys, color=color, marker=".", label=f"trial {t.number}")
@@ -250,7 +252,7 @@ def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
             for target in (overview, ax):
                 if best is not None:
                     target.axvline(best, color=color, ls="--", lw=1)
-                    target.plot([best], [t.user_attrs.get("best_score")], "*", color=color, ms=12)
+                    target.plot([best], [rec.best_score or math.nan], "*", color=color, ms=12)
                 if stop is not None:
                     target.axvline(stop, color=color, ls=":", lw=1.5)
             ax.set_title(f"trial {t.number}: best epoch {best}, stopped at {stop}", fontsize=9)
@@ -279,7 +281,7 @@ def _progress(study: Any, rows: list[dict[str, Any]]) -> str:
     )
     if not done:
         return _note("No complete trials yet.")
-    pick = max if study.direction.name.lower() == "maximize" else min
+    pick = max if Direction.of_study(study) is Direction.MAX else min
     running: list[float] = []
     for _, score in done:
         running.append(score if not running else pick(running[-1], score))
@@ -290,7 +292,7 @@ def _progress(study: Any, rows: list[dict[str, Any]]) -> str:
         ax.step([n for n, _ in done], running, where="post", color="C3", label="best so far")
         ax.set_xlabel("trial number")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(_label(study.user_attrs.get("monitor") or "value"))
+        ax.set_ylabel(_label(read_study(study, StudyAttr.MONITOR) or "value"))
         ax.grid(alpha=0.3)
         ax.legend()
 

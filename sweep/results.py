@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sweep.atomic import write_text_atomic
+from sweep.direction import Direction
+from sweep.record import State, from_trial
 
 FIXED_BEFORE = ["trial", "state"]
 FIXED_AFTER = [
@@ -42,55 +44,44 @@ FIXED_AFTER = [
     "space_changed",
     "error",
 ]
-STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
 _STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4}
 FORMATS = ("table", "csv", "json", "markdown")
 
 
 def state_name(trial: Any) -> str:
-    name: str = trial.state.name
-    return STATE_NAMES.get(name, name.lower())
+    return State.of(trial.state).value
 
 
 def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -> dict[str, Any]:
-    attrs = trial.user_attrs
-    row: dict[str, Any] = {"trial": trial.number, "state": state_name(trial)}
+    rec = from_trial(trial, now=now)
+    row: dict[str, Any] = {"trial": rec.number, "state": rec.state.value}
     for name in param_names:
-        row[f"param_{name}"] = _param(trial.params, name)
-    checkpoint = attrs.get("checkpoint")
-    duration = attrs.get("duration_s")
-    if duration is None and trial.datetime_start is not None:
-        end = (
-            trial.datetime_complete.timestamp() if trial.datetime_complete else (now or time.time())
-        )
-        duration = round(end - trial.datetime_start.timestamp(), 3)
+        row[f"param_{name}"] = _param(rec.params, name)
+    checkpoint = rec.checkpoint
     row.update(
-        monitor=attrs.get("monitor"),
-        mode=attrs.get("mode"),
-        best_score=attrs.get("best_score"),
-        best_execution=attrs.get("best_execution"),
-        best_execution_score=attrs.get("best_execution_score"),
-        best_epoch=attrs.get("best_epoch"),
-        stop_epoch=attrs.get("stop_epoch"),
-        max_epochs=attrs.get("max_epochs"),
-        early_stopped=attrs.get("early_stopped"),
-        stop_reason=attrs.get("stop_reason", ""),
-        patience=attrs.get("patience"),
-        min_delta=attrs.get("min_delta"),
-        calibration=attrs.get("calibration"),
-        objective_source=attrs.get("objective_source", "monitor"),
-        duration_s=duration,
-        worker=attrs.get("worker", ""),
-        device=attrs.get("device", ""),
-        checkpoint=checkpoint if checkpoint and Path(checkpoint).is_file() else "",
-        resumed_from=attrs.get("resumed_from", 0),
-        resume_note=attrs.get("resume_note", ""),
-        space_changed=bool(attrs.get("space_changed", False)),
-        error=attrs.get("error", ""),
+        monitor=rec.monitor,
+        mode=rec.mode,
+        best_score=rec.best_score,
+        best_execution=rec.best_execution,
+        best_execution_score=rec.best_execution_score,
+        best_epoch=rec.best_epoch,
+        stop_epoch=rec.stop_epoch,
+        max_epochs=rec.max_epochs,
+        early_stopped=rec.early_stopped,
+        stop_reason=str(rec.stop_reason or ""),
+        patience=rec.patience,
+        min_delta=rec.min_delta,
+        calibration=rec.calibration,
+        objective_source=rec.objective_source or "monitor",
+        duration_s=rec.duration_s,
+        worker=rec.worker,
+        device=rec.device,
+        checkpoint=str(checkpoint) if checkpoint and checkpoint.is_file() else "",
+        resumed_from=rec.resumed_from,
+        resume_note=rec.resume_note,
+        space_changed=rec.space_changed,
+        error=rec.error,
     )
-    if row["state"] == "running":
-        steps = trial.intermediate_values
-        row["stop_epoch"] = max(steps) if steps else None  # epochs done so far
     return row
 
 
@@ -114,7 +105,7 @@ def param_names(trials: list[Any]) -> list[str]:
 
 
 def sort_key(direction: str) -> Any:
-    sign = -1.0 if direction == "maximize" else 1.0
+    sign = Direction.from_mode(direction).sign
 
     def key(row: dict[str, Any]) -> tuple[int, float, int]:
         score = row.get("best_score")
@@ -213,7 +204,7 @@ def status(study: Any, *, folder: Path | None = None) -> Status:
         from sweep.ownership import owner_alive
 
         for t in trials:
-            owner = t.user_attrs.get("owner")
+            owner = from_trial(t).owner
             if t.state.name == "RUNNING" and owner and not owner_alive(folder, owner):
                 gone.add(t.number)
     return Status(

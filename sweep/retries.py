@@ -15,6 +15,7 @@ from typing import Any
 
 from sweep.errors import SweepError, disk_full_cause, is_failed_trial, is_fatal
 from sweep.plan import error_text
+from sweep.record import write
 
 
 def retryable(exc: BaseException) -> bool:
@@ -52,4 +53,4 @@ def run_with_retries(
             )
             trial_dir: Path = kwargs["trial_dir"]
             shutil.rmtree(trial_dir, ignore_errors=True)  # its resume point and checkpoint
-            trial.set_user_attr("retries", attempt)
+            write(trial, retries=attempt)

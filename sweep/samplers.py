@@ -10,7 +10,7 @@ from sweep.errors import ConfigError
 
 def grid_space(hps: list[Any]) -> dict[str, list[Any]]:
     """The finite values of every hyperparameter seen, for Optuna's GridSampler."""
-    from sweep.hparams import listed_values
+    from sweep.train.hparams import listed_values
 
     grid: dict[str, list[Any]] = {}
     for hp in hps:

@@ -23,17 +23,12 @@ from sweep.errors import (
     disk_full_stops,
     is_fatal,
 )
-from sweep.fingerprint import (
-    FINGERPRINT_ATTR,
-    SPACE_CHANGED_ATTR,
-    RerunCheck,
-    ResumeRefused,
-    space_fingerprint,
-)
+from sweep.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
 from sweep.plan import Plan, error_text, load_checked_data, load_space_for, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
+from sweep.record import StopReason, from_trial, write, write_stored
 from sweep.results import write_table
 from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
@@ -95,9 +90,7 @@ class Session:
                 rerun.check(frozen)  # before the claim: a refused rerun changes nothing
                 self.worker.claim(self.study, frozen)
                 if rerun.space_change(frozen) is not None:  # allowed (--allow-space-change)
-                    self.study._storage.set_trial_user_attr(
-                        frozen._trial_id, SPACE_CHANGED_ATTR, True
-                    )
+                    write_stored(self.study._storage, frozen._trial_id, space_changed=True)
                 self.progress.message(
                     f"trial {frozen.number} was left running by a process that is gone; resuming it"
                 )
@@ -114,7 +107,7 @@ class Session:
             reseed_for_trial(self.study.sampler, self.plan.seed, next_number(trials))
             trial = self.study.ask()
             self.worker.mark(trial)
-            trial.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(self.space))
+            write(trial, space_fingerprint=space_fingerprint(self.space))
             return trial, False
 
     def rerun_check(self) -> RerunCheck:
@@ -161,7 +154,7 @@ class Session:
         fatal: SweepError | None = None
         trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
         try:
-            run_with_retries(
+            record = run_with_retries(
                 trial,
                 retries=settings.max_retries_per_trial,
                 on_retry=self.progress.message,
@@ -192,8 +185,7 @@ class Session:
             if cause is not None:  # like an interruption: the trial stays RUNNING, resumable
                 raise self.disk_full(trial.number, trial_dir, cause) from None
             error = error_text(exc)
-            trial.set_user_attr("error", error)
-            trial.set_user_attr("stop_reason", "failed")
+            write(trial, error=error, stop_reason=StopReason.FAILED)
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             state = "failed"
             self.failures_in_a_row += 1
@@ -202,7 +194,7 @@ class Session:
             elif is_fatal(exc):  # KerasTuner's FatalError stops the search
                 fatal = FatalTrialError(f"trial {trial.number} raised {error}")
         else:
-            self.study.tell(trial, trial.user_attrs["best_score"])
+            self.study.tell(trial, record.best_score)
             state, error = "complete", ""
             self.failures_in_a_row = 0
         if plan.keep_checkpoints is not None:
@@ -210,22 +202,20 @@ class Session:
 
             prune_checkpoints(self.study, plan.keep_checkpoints)
         write_table(self.study, self.table)
+        done = from_trial(self.study._storage.get_trial(trial._trial_id))
         if self.tracker is not None:
-            from sweep.record import from_trial
-
-            self.tracker.trial_ended(from_trial(self.study._storage.get_trial(trial._trial_id)))
-        attrs = trial.user_attrs
+            self.tracker.trial_ended(done)
         self.progress.trial_ended(
             TrialEvent(
                 trial=trial.number,
                 state=state,
                 monitor=settings.monitor,
-                best_score=attrs.get("best_score"),
-                best_epoch=attrs.get("best_epoch"),
-                stop_epoch=attrs.get("stop_epoch"),
-                duration_s=float(attrs.get("duration_s", 0.0)),
+                best_score=done.best_score,
+                best_epoch=done.best_epoch,
+                stop_epoch=done.stop_epoch,
+                duration_s=float(done.duration_s or 0.0),
                 error=error,
-                stop_reason=attrs.get("stop_reason", ""),
+                stop_reason=str(done.stop_reason or ""),
             )
         )
         if fatal is not None:

@@ -28,7 +28,7 @@ monitor_callback.py), to the bit:
   an improvement, so the rule stops after ``patience`` more epochs (``best_epoch``
   stays there). A later NaN is never an improvement. A NaN baseline is never beaten.
 
-Our own best (``best_epoch``/``best_score``) is sweep.recorder's: the epoch with the
+Our own best (``best_epoch``/``best_score``) is sweep.train.recorder's: the epoch with the
 best monitored value among the epochs trained (all of them, warm-up included),
 earliest on ties, strict float64 comparison, no min_delta, non-finite never best.
 With min_delta > 0 it can differ from Keras' ``best_epoch`` (``keras_best_epoch``).
@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+
+from sweep.direction import Direction
 
 __all__ = ["Replay", "ReplayTable", "StopRule", "pad_curves", "replay", "replay_many"]
 
@@ -72,7 +74,7 @@ class StopRule:
     def signed_delta(self) -> float:
         """What Keras subtracts from the current value before comparing."""
         delta = abs(float(self.min_delta))
-        return -delta if self.mode == "min" else delta
+        return -Direction.from_mode(self.mode).sign * delta
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,13 +124,13 @@ def _check_range(values: Sequence[float], rule: StopRule) -> None:
 
 
 def _true_best(values: Sequence[float], mode: str) -> tuple[int | None, float | None]:
-    """sweep.recorder's best: earliest strict best among finite values, 1-based."""
+    """sweep.train.recorder's best: earliest strict best among finite values, 1-based."""
     best_epoch: int | None = None
     best_score: float | None = None
     for i, v in enumerate(values):
         if not math.isfinite(v):
             continue
-        if best_score is None or (v < best_score if mode == "min" else v > best_score):
+        if Direction.from_mode(mode).better(v, best_score):
             best_epoch, best_score = i + 1, v
     return best_epoch, best_score
 
@@ -281,7 +283,7 @@ def replay_many(
 
     # Max mode becomes min mode by negating both sides: exact in float32 too, since
     # rounding to nearest is symmetric (f32(-y) == -f32(y)), and NaN stays NaN.
-    sign = np.array([[1.0 if r.mode == "min" else -1.0] for r in rules], dtype=np.float32)
+    sign = np.array([[Direction.from_mode(r.mode).sign] for r in rules], dtype=np.float32)
     delta = np.array([[r.signed_delta] for r in rules], dtype=np.float64)
     patience = np.array([[r.patience] for r in rules], dtype=np.int64)
     start = np.array([[r.start_from_epoch] for r in rules], dtype=np.int64)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep.errors import ConfigError
-from sweep.record import TrialRecord, from_trial
+from sweep.record import StudyAttr, TrialRecord, from_trial, read_study
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -89,9 +89,7 @@ class Study:
         )
 
     def _artifacts(self) -> Path:
-        from sweep.plan import PLAN_ATTR
-
-        text = self._optuna.user_attrs.get(PLAN_ATTR)
+        text = read_study(self._optuna, StudyAttr.PLAN)
         return Path(json.loads(text)["artifacts"]) if text else self.folder
 
     def history(self, trial: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from optuna.distributions import (
 )
 
 from sweep.errors import ConfigError
-from sweep.hparams import OptunaHyperParameters, suggest
+from sweep.train.hparams import OptunaHyperParameters, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

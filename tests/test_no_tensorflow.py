@@ -55,7 +55,7 @@ def test_command_does_not_import_tensorflow(finished_sweep: Path, argv: list[str
 def test_the_probe_would_see_tensorflow(finished_sweep: Path) -> None:
     """The check above can fail: importing the trial module does pull TensorFlow in."""
     code = PROBE.replace(
-        "from sweep.cli import main", "import sweep.trial\nfrom sweep.cli import main"
+        "from sweep.cli import main", "import sweep.train.trial\nfrom sweep.cli import main"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "status", "tiny"],

@@ -9,7 +9,7 @@
 - a curve cut short is censored for a looser rule, exact for a stricter one, and a
   curve that ran to max_epochs is never censored;
 - replay_many agrees with replay for every (rule, curve);
-- our best is sweep.recorder's (earliest, no min_delta), not Keras' best_epoch.
+- our best is sweep.train.recorder's (earliest, no min_delta), not Keras' best_epoch.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweep.recorder import TrialRecorder
 from sweep.stopping import Replay, StopRule, pad_curves, replay, replay_many
+from sweep.train.recorder import TrialRecorder
 
 NAN = math.nan
 INF = math.inf
@@ -133,7 +133,7 @@ def same(a: float | None, b: float | None) -> bool:
 
 
 def recorder_best(values: Sequence[float], mode: str) -> tuple[int | None, float | None]:
-    """Our best, by sweep.recorder's own comparison (TrialRecorder.is_better)."""
+    """Our best, by sweep.train.recorder's own comparison (TrialRecorder.is_better)."""
     state: Any = SimpleNamespace(best_score=None, mode=mode)
     best_epoch = None
     for i, v in enumerate(values):

@@ -24,8 +24,8 @@ import pytest
 from conftest import run_cli, write_space
 from keras.src.trainers.data_adapters.array_slicing import train_validation_split
 
-from sweep.feed import epoch_feed
 from sweep.space import load_space
+from sweep.train.feed import epoch_feed
 
 
 def load_study(folder: Path, name: str) -> optuna.Study:

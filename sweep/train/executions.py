@@ -16,6 +16,7 @@ one from its own resume point.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import os
@@ -23,9 +24,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sweep.trial import TrialResult, run_trial
+from sweep.direction import Direction
+from sweep.record import CURVE, TrialRecord, execution_key, from_trial, write
+from sweep.train.trial import run_trial
 
-EXECUTION_ATTR = "execution_{}"
 SEED_LIMIT = 2**31
 
 
@@ -45,7 +47,7 @@ class ExecutionTrial:
     def __init__(self, trial: Any, execution: int) -> None:
         self._trial = trial
         self.execution = execution
-        self._key = EXECUTION_ATTR.format(execution)
+        self._key = execution_key(execution)
         self._attrs: dict[str, Any] = dict(trial.user_attrs.get(self._key) or {})
 
     def __getattr__(self, name: str) -> Any:
@@ -59,29 +61,36 @@ class ExecutionTrial:
         self._attrs[key] = value
         self._trial.set_user_attr(self._key, dict(self._attrs))
 
+    def frozen(self) -> Any:
+        """The stored trial as this execution sees it: its own attrs and curve."""
+        stored = copy.copy(self._trial.study._storage.get_trial(self._trial._trial_id))
+        stored._user_attrs = dict(self._attrs)
+        curve = self._attrs.get(CURVE) or {}
+        stored._intermediate_values = {int(k): float(v) for k, v in curve.items()}
+        return stored
+
     def report(self, value: float, step: int) -> None:
         """Kept as this execution's ``curve`` (what ``sweep compare`` replays); the first
         execution's also goes to Optuna (what pruners and optuna-dashboard see)."""
-        curve = dict(self._attrs.get("curve") or {})
+        curve = dict(self._attrs.get(CURVE) or {})
         curve[str(step)] = float(value)
-        self.set_user_attr("curve", curve)
+        self.set_user_attr(CURVE, curve)
         if self.execution == 0:
             self._trial.report(value, step)
 
 
-def train_trial(trial: Any, *, settings: Any, trial_dir: Path, **kwargs: Any) -> TrialResult:
+def train_trial(trial: Any, *, settings: Any, trial_dir: Path, **kwargs: Any) -> TrialRecord:
     """``run_trial``, or with ``executions_per_trial`` > 1 that many executions of it."""
     count = int(getattr(settings, "executions_per_trial", 1))
     if count <= 1:
         return run_trial(trial, settings=settings, trial_dir=trial_dir, **kwargs)
     seed = kwargs.pop("seed", None)
-    trial.set_user_attr("executions", count)
-    trial.set_user_attr("monitor", settings.monitor)
-    trial.set_user_attr("max_epochs", settings.epochs)
+    write(trial, executions=count, monitor=settings.monitor, max_epochs=settings.epochs)
     done: list[dict[str, Any]] = []
     for e in range(count):
         ex, ex_dir = ExecutionTrial(trial, e), trial_dir / "executions" / str(e)
-        finished = ex.user_attrs.get("stop_reason") and ex.user_attrs.get("best_score") is not None
+        so_far = from_trial(ex.frozen())
+        finished = so_far.stop_reason is not None and so_far.best_score is not None
         if finished and (ex_dir / "best.keras").is_file():
             done.append(ex.user_attrs)  # finished before an interruption: kept
             continue
@@ -98,7 +107,7 @@ def train_trial(trial: Any, *, settings: Any, trial_dir: Path, **kwargs: Any) ->
 
 def _best_execution(done: list[dict[str, Any]]) -> int:
     """The execution with the best best_score (earliest on ties)."""
-    sign = -1.0 if done[0]["mode"] == "max" else 1.0
+    sign = Direction.from_mode(str(done[0]["mode"])).sign
     return min(range(len(done)), key=lambda e: (sign * float(done[e]["best_score"]), e))
 
 
@@ -108,7 +117,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> TrialResult:
+def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> TrialRecord:
     """The trial's own record: the mean of the best scores, the best execution's model."""
     best = _best_execution(done)
     chosen = done[best]
@@ -118,7 +127,7 @@ def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> Trial
     _copy_atomic(ex_dir / "best.keras", checkpoint)
     _copy_atomic(ex_dir / "history.csv", history)
     mean = math.fsum(float(d["best_score"]) for d in done) / len(done)
-    kept = {k: v for k, v in chosen.items() if k not in ("checkpoint", "resumed_from", "curve")}
+    kept = {k: v for k, v in chosen.items() if k not in ("checkpoint", "resumed_from", CURVE)}
     kept["trial_dir"] = str(trial_dir.resolve())
     notes = [
         f"execution {e}: {d['resume_note']}" for e, d in enumerate(done) if d.get("resume_note")
@@ -136,16 +145,5 @@ def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> Trial
         facts["resumed_from"] = resumed
     if notes:
         facts["resume_note"] = "; ".join(notes)
-    for key, value in facts.items():
-        trial.set_user_attr(key, value)
-    return TrialResult(
-        best_score=mean,
-        best_epoch=int(chosen.get("best_epoch") or 0),
-        stop_epoch=int(chosen.get("stop_epoch") or 0),
-        early_stopped=bool(chosen["early_stopped"]),
-        stop_reason=str(chosen["stop_reason"]),
-        keras_best_epoch=chosen.get("keras_best_epoch"),
-        resumed_from=resumed,
-        checkpoint=checkpoint,
-        history=history,
-    )
+    write(trial, **facts)
+    return from_trial(trial.study._storage.get_trial(trial._trial_id))

@@ -1,7 +1,5 @@
 """One trial: build the model from ``hp``, fit it with EarlyStopping and the best
-checkpoint, and record the trial's facts on the Optuna trial (user attrs).
-
-Also the probe that checks a space before any trial runs.
+checkpoint, and record the trial's facts on the Optuna trial (through sweep.record).
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,34 +25,22 @@ from sweep.errors import (
     TrialFailedError,
     TrialPrunedError,
 )
-from sweep.feed import epoch_feed
 from sweep.fingerprint import ResumeRefused, settings_conflict
-from sweep.hparams import OptunaHyperParameters
 from sweep.hypermodel import (
     fit_kwargs,
     hypermodel_fit,
     objective_from_fit,
 )
 from sweep.progress import EpochEvent
-from sweep.recorder import TrialRecorder, history_csv
-from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
+from sweep.record import StopReason, TrialRecord, from_trial, recorded, started_facts, write
 from sweep.space import SearchSpace, Settings
 from sweep.tracking import Tracker, TrialStart
 from sweep.train.callbacks import user_callbacks
+from sweep.train.feed import epoch_feed
 from sweep.train.gpu import reset_policy_after, set_trial_policy, trial_strategy
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrialResult:
-    best_score: float
-    best_epoch: int  # 1-based
-    stop_epoch: int  # 1-based: the last epoch trained
-    early_stopped: bool
-    stop_reason: str  # early_stopping, max_epochs, budget (pruned trials raise)
-    keras_best_epoch: int | None  # EarlyStopping's own best_epoch, 1-based (honours min_delta)
-    resumed_from: int  # epochs done before this process took the trial over (0: fresh)
-    checkpoint: Path
-    history: Path
+from sweep.train.hparams import OptunaHyperParameters
+from sweep.train.recorder import TrialRecorder, history_csv
+from sweep.train.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 
 
 def seed_everything(seed: int, *, deterministic: bool) -> None:
@@ -113,10 +98,10 @@ def run_trial(
     calibration: bool = False,
     on_message: Callable[[str], None] | None = None,
     tracker: Tracker | None = None,
-) -> TrialResult:
+) -> TrialRecord:
     """Train one trial, or continue it from its resume point if it has one.
 
-    Trial facts known so far are on ``trial.user_attrs`` even if it raises. With
+    Returns the trial's record; facts known so far are recorded even if it raises. With
     ``seed``, Keras is seeded after the session is cleared, right before the model
     is built. Raises ``Interrupted`` (leaving the resume point) when ``stop_request``
     answered "interrupted".
@@ -130,34 +115,38 @@ def run_trial(
     history_path = (trial_dir / "history.csv").resolve()
     resume = ResumeDir(trial_dir / "resume", checkpoint)
     state, saved = load_resume_point(trial.number, resume, on_message)
-    attrs = trial.user_attrs
+    stored = _stored(trial)
+    before = from_trial(stored)
     patience, min_delta = stopping_settings(trial, settings, calibration=calibration)
-    data_seed = attrs.get("data_seed")
+    data_seed = before.data_seed
     if data_seed is None:
         data_seed = seed if seed is not None else secrets.randbelow(2**31)
-    facts = {
-        "monitor": settings.monitor,
-        "mode": mode,
-        "max_epochs": attrs["max_epochs"] if attrs.get("epochs_from_fit") else settings.epochs,
-        "patience": patience,
-        "min_delta": min_delta,
-        "calibration": calibration,
-        "baseline": settings.baseline,
-        "start_from_epoch": settings.start_from_epoch,
-        "batch_size": settings.batch_size
+    checked = started_facts(
+        monitor=settings.monitor,
+        mode=mode,
+        max_epochs=before.max_epochs  # type: ignore[arg-type]
+        if before.epochs_from_fit
+        else settings.epochs,
+        patience=patience,
+        min_delta=min_delta,
+        calibration=calibration,
+        baseline=settings.baseline,
+        start_from_epoch=settings.start_from_epoch,
+        batch_size=settings.batch_size
         if space.fit is None
         else fit_kwargs(space).get("batch_size"),
-        "trial_dir": str(trial_dir.resolve()),
-        "data_seed": data_seed,
-    }
+    )
     if state is not None:  # checked before anything is recorded: a refusal changes nothing
-        checked = {k: v for k, v in facts.items() if k != "trial_dir"}
-        conflict = settings_conflict(trial.number, attrs, checked)
+        conflict = settings_conflict(trial.number, recorded(stored), checked)
         if conflict is not None:
             raise ResumeRefused(conflict)
-    for key, value in facts.items():
-        trial.set_user_attr(key, value)
-    trial.set_user_attr("device", current_devices().label)  # this process's (not checked)
+    write(
+        trial,
+        **checked,
+        trial_dir=trial_dir.resolve(),
+        data_seed=data_seed,
+        device=current_devices().label,  # this process's (not checked on resume)
+    )
 
     stopper = ResumableEarlyStopping(
         monitor=settings.monitor,
@@ -186,15 +175,15 @@ def run_trial(
     if state is not None:
         recorder.restore(state)
         done = state.epochs_done
-        trial.set_user_attr("resumed_from", done)
+        write(trial, resumed_from=done)
         reported = _stored(trial).intermediate_values
         for row in state.history:  # values a kill kept from reaching the storage
             value = row[settings.monitor]
             if int(row["epoch"]) not in reported and math.isfinite(value):
                 trial.report(value, int(row["epoch"]))
-    started = time.monotonic() - float(attrs.get("duration_s", 0.0) if state else 0.0)
+    started = time.monotonic() - float((before.duration_s or 0.0) if state else 0.0)
     finished_before = state is not None and (
-        state.stopper.stopped_epoch > 0 or state.epochs_done >= trial.user_attrs["max_epochs"]
+        state.stopper.stopped_epoch > 0 or state.epochs_done >= checked["max_epochs"]
     )
     try:
         hp = OptunaHyperParameters(trial)
@@ -205,8 +194,7 @@ def run_trial(
             if tracker is not None:  # the hyperparameters are known now
                 _track_start(trial, tracker, state, settings.monitor)
             user = user_callbacks(space, hp, recorder, resumed=state is not None)
-            for key, value in user.attrs.items():
-                trial.set_user_attr(key, value)
+            write(trial, **user.attrs)
             if state is not None:
                 load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
@@ -226,7 +214,14 @@ def run_trial(
                 )
                 if recorder.stop_epoch == done == 0:
                     return _fit_returned(
-                        trial, model, returned, settings=settings, mode=mode, started=started
+                        trial,
+                        model,
+                        returned,
+                        settings=settings,
+                        mode=mode,
+                        started=started,
+                        max_epochs=int(checked["max_epochs"]),
+                        trial_dir=trial_dir.resolve(),
                     )
                 if recorder.stop_epoch == done:
                     raise ConfigError(
@@ -257,11 +252,10 @@ def run_trial(
         _record(trial, recorder, started)
         raise
     _record(trial, recorder, started)
-    trial.set_user_attr("objective_source", "monitor")
+    write(trial, objective_source="monitor")
     if recorder.max_epochs != settings.epochs:  # the HyperModel's fit chose its epochs
-        trial.set_user_attr("max_epochs", recorder.max_epochs)
-        trial.set_user_attr("epochs_from_fit", True)
-    if recorder.stop_reason == "interrupted":
+        write(trial, max_epochs=recorder.max_epochs, epochs_from_fit=True)
+    if recorder.stop_reason == StopReason.INTERRUPTED:
         raise Interrupted(f"trial {trial.number} interrupted after epoch {recorder.stop_epoch}")
     resume.remove()  # finished, pruned or failed: nothing left to resume
     if recorder.failure is not None:
@@ -269,32 +263,17 @@ def run_trial(
     if recorder.best_epoch is None or recorder.best_score is None:
         raise TrialFailedError(f"monitor {settings.monitor!r} was never a finite number")
     early = stopper.stopped_epoch > 0 and recorder.stop_epoch < recorder.max_epochs
-    if recorder.stop_reason == "pruned":
+    if recorder.stop_reason == StopReason.PRUNED:
         early = False
-    reason = recorder.stop_reason or ("early_stopping" if early else "max_epochs")
+    reason = recorder.stop_reason or (StopReason.EARLY_STOPPING if early else StopReason.MAX_EPOCHS)
     keras_best = None if stopper.best is None else stopper.best_epoch + 1
-    for key, value in {
-        "early_stopped": early,
-        "stop_reason": reason,
-        "keras_best_epoch": keras_best,
-    }.items():
-        trial.set_user_attr(key, value)
-    if reason == "pruned":
+    write(trial, early_stopped=early, stop_reason=reason, keras_best_epoch=keras_best)
+    if reason == StopReason.PRUNED:
         raise TrialPrunedError(
             f"trial {trial.number} pruned after epoch {recorder.stop_epoch} by the "
             f"{settings.pruner} pruner"
         )
-    return TrialResult(
-        best_score=recorder.best_score,
-        best_epoch=recorder.best_epoch,
-        stop_epoch=recorder.stop_epoch,
-        early_stopped=early,
-        stop_reason=reason,
-        keras_best_epoch=keras_best,
-        resumed_from=done,
-        checkpoint=checkpoint,
-        history=history_path,
-    )
+    return from_trial(_stored(trial))
 
 
 def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None:
@@ -306,13 +285,20 @@ def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None
         attrs=dict(trial.user_attrs),
         monitor=monitor,
     )
-    for key, value in tracker.trial_started(start).items():  # e.g. mlflow_run_id
-        trial.set_user_attr(key, value)
+    write(trial, **tracker.trial_started(start))  # e.g. mlflow_run_id
 
 
 def _fit_returned(
-    trial: Any, model: Any, returned: Any, *, settings: Settings, mode: str, started: float
-) -> TrialResult:
+    trial: Any,
+    model: Any,
+    returned: Any,
+    *,
+    settings: Settings,
+    mode: str,
+    started: float,
+    max_epochs: int,
+    trial_dir: Path,
+) -> TrialRecord:
     """A HyperModel fit that trained no epoch through the callbacks (a custom training
     loop): the objective is what it returned (KerasTuner's rule), the checkpoint the model
     as fit left it. best/stop epoch come from a returned History, else are the epochs."""
@@ -320,10 +306,9 @@ def _fit_returned(
     if isinstance(found, str) or not math.isfinite(found.value):
         what = found if isinstance(found, str) else f"returned {settings.monitor}={found.value}"
         raise TrialFailedError(f"hypermodel.fit trained no epoch through the callbacks and {what}")
-    epochs = int(trial.user_attrs["max_epochs"])
-    stop = found.stop_epoch or epochs
+    stop = found.stop_epoch or max_epochs
     best = found.best_epoch or stop
-    checkpoint = Path(trial.user_attrs["trial_dir"]) / "best.keras"
+    checkpoint = trial_dir / "best.keras"
     with atomic_path(checkpoint) as tmp:
         model.save(tmp)
     history = getattr(returned, "history", None)
@@ -334,40 +319,36 @@ def _fit_returned(
         ]
         write_text_atomic(checkpoint.parent / "history.csv", history_csv(rows))
     trial.report(found.value, stop)
-    for key, value in {
-        "objective_source": "fit",
-        "duration_s": round(time.monotonic() - started, 3),
-        "best_score": found.value,
-        "best_epoch": best,
-        "stop_epoch": stop,
-        "checkpoint": str(checkpoint),
-        "early_stopped": False,
-        "stop_reason": "max_epochs",
-        "keras_best_epoch": None,
-    }.items():
-        trial.set_user_attr(key, value)
-    return TrialResult(
+    write(
+        trial,
+        objective_source="fit",
+        duration_s=round(time.monotonic() - started, 3),
         best_score=found.value,
         best_epoch=best,
         stop_epoch=stop,
-        early_stopped=False,
-        stop_reason="max_epochs",
-        keras_best_epoch=None,
-        resumed_from=0,
         checkpoint=checkpoint,
-        history=checkpoint.parent / "history.csv",
+        early_stopped=False,
+        stop_reason=StopReason.MAX_EPOCHS,
+        keras_best_epoch=None,
     )
+    return from_trial(_stored(trial))
 
 
 def _record(trial: Any, recorder: TrialRecorder, started: float) -> None:
-    trial.set_user_attr("duration_s", round(time.monotonic() - started, 3))
-    trial.set_user_attr("stop_epoch", recorder.stop_epoch)
+    write(trial, duration_s=round(time.monotonic() - started, 3), stop_epoch=recorder.stop_epoch)
     if recorder.best_epoch is not None:
-        trial.set_user_attr("best_epoch", recorder.best_epoch)
-        trial.set_user_attr("best_score", recorder.best_score)
-        trial.set_user_attr("checkpoint", str(recorder.checkpoint_path))
+        write(
+            trial,
+            best_epoch=recorder.best_epoch,
+            best_score=recorder.best_score,
+            checkpoint=recorder.checkpoint_path,
+        )
 
 
 def _stored(trial: Any) -> Any:
-    """The trial as the storage has it now (a FrozenTrial)."""
-    return next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+    """The trial as the storage has it now (a FrozenTrial; one execution's own view of it
+    when the trial trains several, see sweep.train.executions)."""
+    frozen = getattr(trial, "frozen", None)
+    if callable(frozen):
+        return frozen()
+    return trial.study._storage.get_trial(trial._trial_id)

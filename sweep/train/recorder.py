@@ -24,11 +24,13 @@ from typing import Any
 import keras
 
 from sweep.atomic import write_text_atomic
+from sweep.direction import Direction
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
-from sweep.resume import ResumableEarlyStopping, ResumeDir, ResumeState
+from sweep.record import StopReason
 from sweep.tracking import Tracker
 from sweep.train.callbacks import CallbackStates
+from sweep.train.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:
@@ -94,7 +96,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.best_epoch: int | None = None  # 1-based
         self.failure: str | None = None
         # "budget" or "interrupted" when asked to stop, "pruned" when the pruner said so
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
 
     def restore(self, state: ResumeState) -> None:
         self.history = [dict(row) for row in state.history]
@@ -113,11 +115,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         return len(self.history)
 
     def is_better(self, value: float) -> bool:
-        if not math.isfinite(value):
-            return False
-        if self.best_score is None:
-            return True
-        return value < self.best_score if self.mode == "min" else value > self.best_score
+        return Direction.from_mode(self.mode).better(value, self.best_score)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         epochs = (self.params or {}).get("epochs")
@@ -162,9 +160,9 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             # EarlyStopping (earlier in the list) has had its say; the checkpoint is saved
             reason = self.stop_request() if self.stop_request is not None else None
             if reason is None and self.should_prune is not None and math.isfinite(value):
-                reason = "pruned" if self.should_prune() else None
+                reason = StopReason.PRUNED if self.should_prune() else None
             if reason is not None:
-                self.stop_reason = reason
+                self.stop_reason = StopReason(reason)
                 self.model.stop_training = True
         if self.on_epoch is not None:
             self.on_epoch(

@@ -15,13 +15,13 @@ import keras
 
 from sweep.data import Data, head
 from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, is_fatal
-from sweep.hparams import is_conflict, qualified_name, suggest
 from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
 from sweep.plan import error_text
-from sweep.recorder import missing_monitor_message
 from sweep.space import SearchSpace
 from sweep.train.callbacks import build_user_callbacks
-from sweep.trial import build
+from sweep.train.hparams import is_conflict, qualified_name, suggest
+from sweep.train.recorder import missing_monitor_message
+from sweep.train.trial import build
 
 
 class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
