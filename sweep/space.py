@@ -36,6 +36,7 @@ class Settings:
     mode: str = "auto"
     epochs: int = 20
     batch_size: int = 32
+    shuffle_buffer: int = 1024  # sweep's seeded shuffle of a tf.data dataset that has none
     validation_split: float = 0.2
     patience: int | list[int] = 3  # a list makes it a hyperparameter of the study
     min_delta: float | list[float] = 0.0  # likewise
@@ -65,6 +66,7 @@ class SearchSpace:
     fit: Callable[..., Any] | None = None  # a HyperModel's own fit(hp, model, x, y, **kwargs)
     takes_data_path: bool = False  # load_data(data_path=...)
     explicit: frozenset[str] = frozenset()  # settings given in SETTINGS or on the command line
+    fit_options: Callable[[Any], Any] | None = None  # fit_options(hp): extra fit keywords
 
     def call_load_data(self) -> Any:
         if self.takes_data_path:
@@ -132,7 +134,7 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
             _check(path, name, value, ok, "a file path or None", origin)
             value = None if value is None else str(value)
-        elif name in ("epochs", "batch_size", "trials"):
+        elif name in ("epochs", "batch_size", "trials", "shuffle_buffer"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
         elif name == "patience":
             items = list(value) if isinstance(value, list | tuple) else [value]
@@ -227,7 +229,18 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         takes_data_path=takes_path,
         settings=Settings(**values),
         explicit=frozenset(values),
+        fit_options=_fit_options(module, origin),
     )
+
+
+def _fit_options(module: Any, origin: str) -> Callable[[Any], Any] | None:
+    fn = getattr(module, "fit_options", None)
+    if fn is not None and not callable(fn):
+        raise ConfigError(
+            f"{origin}: fit_options must be a function fit_options(hp) returning a dict of fit "
+            f"keywords, got {type(fn).__name__}; define it as a function"
+        )
+    return fn
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from sweep.errors import (
     TrialFailedError,
     TrialPrunedError,
 )
-from sweep.feed import epoch_feed
 from sweep.fingerprint import ResumeRefused, settings_conflict
 from sweep.hparams import OptunaHyperParameters, suggest
 from sweep.hypermodel import fit_kwargs, hypermodel_fit
+from sweep.inputs import InputKind, call_fit_options
 from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, missing_monitor_message
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
@@ -87,11 +87,14 @@ def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str
     """The keys Keras logs at the end of an epoch, from one real epoch on a few samples
     (through the HyperModel's ``fit`` if it has one, which may declare hyperparameters)."""
     n = 8
+    if space.fit is None:
+        from sweep.train.feeds import probe_kwargs
+
+        train, few_val = probe_kwargs(data)  # a few batches of whatever load_data returned
+        history = model.fit(**train, validation_data=few_val, epochs=1, shuffle=False, verbose=0)
+        return sorted(history.history)
     x, y = head(data.x_train, n), head(data.y_train, n)
     val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
-    if space.fit is None:
-        history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
-        return sorted(history.history)
     catcher = _LogKeys()
     hypermodel_fit(
         space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher], verbose=0
@@ -309,24 +312,14 @@ def run_trial(
                         "callbacks it was given; pass **kwargs on to model.fit"
                     )
             else:
-                feed, steps = epoch_feed(
-                    data.x_train,
-                    data.y_train,
-                    batch_size=settings.batch_size,
+                fit_inputs(
+                    space,
+                    hp,
+                    model,
+                    data,
                     seed=int(data_seed),
-                    initial_epoch=done,
-                    epochs=settings.epochs,
-                )
-                model.fit(
-                    feed,
-                    steps_per_epoch=steps,
-                    initial_epoch=done,
-                    validation_data=validation,
-                    validation_batch_size=settings.batch_size,
-                    epochs=settings.epochs,
+                    done=done,
                     callbacks=[stopper, recorder],
-                    shuffle=False,
-                    verbose=0,
                 )
     except BaseException:
         _record(trial, recorder, started)
@@ -365,6 +358,45 @@ def run_trial(
         resumed_from=done,
         checkpoint=checkpoint,
         history=history_path,
+    )
+
+
+def fit_inputs(
+    space: SearchSpace,
+    hp: Any,
+    model: Any,
+    data: Data,
+    *,
+    seed: int,
+    done: int,
+    callbacks: list[Any],
+) -> None:
+    """``model.fit`` on the space's training input of whatever kind, epochs ``done ..``."""
+    from sweep.train.feeds import training_input, validation_kwargs
+
+    settings = space.settings
+    options = call_fit_options(space.fit_options, hp, origin=f"search space {space.path}")
+    feed, steps = training_input(
+        data,
+        batch_size=settings.batch_size,
+        seed=seed,
+        initial_epoch=done,
+        epochs=settings.epochs,
+        buffer=settings.shuffle_buffer,
+        options=options,
+    )
+    extra = validation_kwargs(data, batch_size=settings.batch_size, options=options)
+    if "class_weight" in options and data.kinds[0] is not InputKind.GENERATOR:
+        extra["class_weight"] = options["class_weight"]  # a generator's feed applies it
+    model.fit(
+        feed,
+        steps_per_epoch=steps,
+        initial_epoch=done,
+        epochs=settings.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0,
+        **extra,
     )
 
 
