@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, write_space
 
-SOURCE = '''
+SOURCE = """
 from __future__ import annotations
 
 import keras
@@ -54,11 +54,11 @@ def load_data(data_path=None):
     (x, y), (xv, yv) = arrays(48, 0), arrays(24, 1)
     if KIND == "images":
         opts = dict(image_size=(8, 8), color_mode="grayscale", batch_size=8, label_mode="int")
-        train = keras.utils.image_dataset_from_directory(data_path + "/train", shuffle=False, **opts)
-        val = keras.utils.image_dataset_from_directory(data_path + "/val", shuffle=False, **opts)
-        return train, val
+        load = keras.utils.image_dataset_from_directory
+        return load(data_path + "/train", **opts), load(data_path + "/val", shuffle=False, **opts)
     if KIND == "tfdata":
-        return tf.data.Dataset.from_tensor_slices((x, y)), tf.data.Dataset.from_tensor_slices((xv, yv)).batch(8)
+        val = tf.data.Dataset.from_tensor_slices((xv, yv)).batch(8)
+        return tf.data.Dataset.from_tensor_slices((x, y)), val
     if KIND == "pydataset":
         return Batches(x, y), Batches(xv, yv, workers=2)
     if KIND == "generator":
@@ -68,7 +68,7 @@ def load_data(data_path=None):
         return (x, y, w), (xv, yv, np.where(yv == 1, 5.0, 0.2).astype("float32"))
     if KIND == "bad":
         return iter([(x, y)]), None
-    return x, y
+    return (x, y), (xv, yv)
 
 
 def fit_options(hp):
@@ -89,7 +89,7 @@ def build_model(hp):
     ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
-'''
+"""
 
 
 def space(folder: Path, kind: str) -> Path:
@@ -113,10 +113,10 @@ def write_pngs(root: Path) -> None:
 
 
 def sweep_and_export(folder: Path, kind: str, *extra: str) -> dict[str, object]:
-    code, out, err = run_cli("run", str(space(folder, kind)), "--seed", "1", *extra, cwd=folder)
+    code, _, err = run_cli("run", str(space(folder, kind)), "--seed", "1", *extra, cwd=folder)
     assert code == 0, err
     out_file = folder / f"{kind}.keras"
-    code, printed, err = run_cli(
+    code, _, err = run_cli(
         "export", kind, "--out", str(out_file), "--results", str(folder / "results"), cwd=folder
     )
     assert code == 0, err  # export re-evaluated the checkpoint on the validation input
@@ -142,8 +142,8 @@ def test_each_kind_sweeps_and_its_best_checkpoint_verifies(
 
 
 def test_sample_weights_change_the_result(tmp_path: Path) -> None:
-    weighted = sweep_and_export(tmp_path / "w", "weights")
-    plain = sweep_and_export(tmp_path / "p", "plain")
+    weighted = sweep_and_export(tmp_path / "w", "weights", "--trials", "1")
+    plain = sweep_and_export(tmp_path / "p", "plain", "--trials", "1")
     assert weighted["best_score"] != pytest.approx(plain["best_score"], rel=1e-3)
 
 
@@ -155,7 +155,7 @@ def test_sample_weights_change_the_result(tmp_path: Path) -> None:
     ],
 )
 def test_refused_inputs_are_one_line_errors(tmp_path: Path, kind: str, expected: str) -> None:
-    code, out, err = run_cli("run", str(space(tmp_path, kind)), cwd=tmp_path)
+    code, _, err = run_cli("run", str(space(tmp_path, kind)), cwd=tmp_path)
     assert code == 2, err
     assert expected in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
