@@ -4,7 +4,7 @@ it), then run trials in this process or in N workers, and summarise."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,17 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
         worker.close()
 
 
+def share_arrays(options: RunOptions, data: Any, folder: Path) -> Path | None:
+    """Array data for --jobs workers on this machine, written once under the study folder
+    (``data/``) for them to memory-map; None where workers call load_data() themselves
+    (other input kinds, a HyperModel's fit, Dask workers elsewhere)."""
+    if options.backend != "loky" or (options.jobs or 1) <= 1 or not data.arrays:
+        return None
+    from sweep.shared import write_shared
+
+    return write_shared(data, folder / "data")
+
+
 def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
@@ -257,10 +268,13 @@ def _run(
         # Ctrl+C exits at once, everywhere).
         signals = StopSignals()
         signals.install()
+        shared = share_arrays(options, data, folder)
+        if shared is not None:
+            both.message(f"the workers memory-map the arrays from {shared} (removed at the end)")
         try:
             with Relay(folder / "sweep.log", study, progress, progress.relayed):
                 reasons = run_parallel(
-                    plan,
+                    plan if shared is None else replace(plan, data_dir=str(shared)),
                     jobs=options.jobs,
                     backend=options.backend,
                     scheduler=options.scheduler,
@@ -268,6 +282,10 @@ def _run(
                 )
         finally:
             signals.restore()
+            if shared is not None:
+                from sweep.shared import remove_shared
+
+                remove_shared(shared)
         stopped_because = "time budget spent" if "time budget spent" in reasons else reasons[0]
     else:
         from sweep.parallel import start_up_frozen

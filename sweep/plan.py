@@ -49,11 +49,15 @@ class Plan:
     functions: bytes | None = None
     from_functions: bool = False
     allow_space_change: bool = False  # resume trials interrupted under another space
+    # --jobs workers on this machine: the arrays memory-mapped from here (sweep.shared),
+    # not load_data() per worker; never stored on the study (a local path)
+    data_dir: str | None = None
 
     def to_json(self) -> str:
         raw = asdict(self)
         raw.pop("storage")  # a password must not end up in the storage itself
         raw.pop("functions")
+        raw.pop("data_dir")
         return json.dumps(raw)
 
     @classmethod

@@ -113,8 +113,11 @@ def write_pngs(root: Path) -> None:
 
 
 def sweep_and_export(folder: Path, kind: str, *extra: str) -> dict[str, object]:
-    code, _, err = run_cli("run", str(space(folder, kind)), "--seed", "1", *extra, cwd=folder)
+    code, out, err = run_cli("run", str(space(folder, kind)), "--seed", "1", *extra, cwd=folder)
     assert code == 0, err
+    shared = folder / "results" / kind / "data"
+    assert ("memory-map the arrays from" in out + err) == (kind == "weights"), out + err
+    assert not shared.exists()  # the workers' memmapped copy is removed at the end
     out_file = folder / f"{kind}.keras"
     code, _, err = run_cli(
         "export", kind, "--out", str(out_file), "--results", str(folder / "results"), cwd=folder
@@ -142,8 +145,9 @@ def test_each_kind_sweeps_and_its_best_checkpoint_verifies(
 
 
 def test_sample_weights_change_the_result(tmp_path: Path) -> None:
-    weighted = sweep_and_export(tmp_path / "w", "weights", "--trials", "1")
-    plain = sweep_and_export(tmp_path / "p", "plain", "--trials", "1")
+    # --jobs 2 on arrays: the workers train on the memmapped copy, sample weights included
+    weighted = sweep_and_export(tmp_path / "w", "weights", "--jobs", "2", "--force-jobs")
+    plain = sweep_and_export(tmp_path / "p", "plain")  # the same data without the weights
     assert weighted["best_score"] != pytest.approx(plain["best_score"], rel=1e-3)
 
 
