@@ -184,15 +184,16 @@ def dataset_feed(
     steps: int | None,
 ) -> tuple[Any, int]:
     own_order = shuffles(ds)
-    key = tf.constant(seed, tf.int64)
 
-    def one_epoch(epoch: Any) -> Any:
-        d = ds if own_order else ds.shuffle(buffer, seed=key * 1_000_003 + epoch)
+    def one_epoch(epoch: int) -> Any:
+        d = ds if own_order else ds.shuffle(buffer, seed=seed * 1_000_003 + epoch)
         d = batches_of(d, batch_size)
         return d if steps is None else d.take(steps)
 
     n = steps or count_steps(batches_of(ds, batch_size), what="training")
-    feed = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
+    feed = one_epoch(initial_epoch)
+    for epoch in range(initial_epoch + 1, epochs):  # seeds are Python ints: one per epoch
+        feed = feed.concatenate(one_epoch(epoch))
     return feed.prefetch(2), n
 
 
