@@ -177,6 +177,9 @@ def run(
     pruner: str | None = None,
     first_trial: str | None = None,
     data_path: PathLike | None = None,
+    tensorboard: bool | None = None,
+    mlflow: str | None = None,
+    mlflow_artifacts: bool | None = None,
     study: str | None = None,
     storage: str | None = None,
     storage_file: PathLike | None = None,
@@ -226,6 +229,9 @@ def run(
         "pruner": pruner,
         "first_trial": first_trial,
         "data_path": data_path,
+        "tensorboard": tensorboard,
+        "mlflow": mlflow,
+        "mlflow_artifacts": mlflow_artifacts,
     }
     options = _options(
         space,

@@ -134,6 +134,17 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
         _int(0),
         "rerun a trial that raises from scratch up to N times (KerasTuner's; default 0)",
     ),
+    (
+        "--mlflow",
+        "mlflow",
+        str,
+        "log the study and each trial to this MLflow tracking URI (http://... or sqlite:///...)",
+    ),
+]
+# Settings switched on by a flag alone: (flag, settings field, help)
+SETTING_SWITCHES: list[tuple[str, str, str]] = [
+    ("--tensorboard", "tensorboard", "write results/<study>/tensorboard/ (HParams included)"),
+    ("--mlflow-artifacts", "mlflow_artifacts", "log each trial's best checkpoint to MLflow"),
 ]
 
 
@@ -198,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, dest, parse, help_text in SETTING_FLAGS:
         run.add_argument(flag, dest=f"set_{dest}", type=parse, default=None, help=help_text)
+    for flag, dest, help_text in SETTING_SWITCHES:
+        run.add_argument(
+            flag, dest=f"set_{dest}", action="store_const", const=True, default=None, help=help_text
+        )
     run.add_argument(
         "--calibrate",
         type=_int(0),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sweep.arguments import SETTING_FLAGS, build_parser
+from sweep.arguments import SETTING_FLAGS, SETTING_SWITCHES, build_parser
 from sweep.durations import format_duration
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.interrupts import process_owned
@@ -34,9 +34,10 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import RunOptions, run_sweep
     from sweep.progress import PlainProgress
 
+    dests = [flag[1] for flag in SETTING_FLAGS] + [switch[1] for switch in SETTING_SWITCHES]
     overrides = {
         dest: getattr(args, f"set_{dest}")
-        for _, dest, _, _ in SETTING_FLAGS
+        for dest in dests
         if getattr(args, f"set_{dest}") is not None
     }
     options = RunOptions(

@@ -197,6 +197,9 @@ def _run(
 ) -> SweepSummary:
     both = FanOut(progress, logged)
     space = load_run_space(options, name)
+    from sweep.tracking import check_installed
+
+    check_installed(tensorboard=space.settings.tensorboard, mlflow=space.settings.mlflow)
     parallel = options.backend != "loky" or (options.jobs or 1) > 1
     if not parallel and options.threads is not None:
         from sweep.parallel import limit_threads
@@ -241,6 +244,12 @@ def _run(
     refuse_unresumable(study, space, plan)  # before anything is written to the study
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     study.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(space))
+    study_run = None
+    if space.settings.mlflow is not None:  # the study's MLflow run, before any worker starts
+        from sweep.mlflow_tracking import MlflowTracker
+
+        study_run = MlflowTracker(space.settings.mlflow, study=study, warn=both.message)
+        study_run.start_study()
     table = folder / "trials.csv"
     done = finished(study)
     both.sweep_started(
@@ -293,6 +302,8 @@ def _run(
         with start_up_frozen():
             stopped_because = work(plan, both, space=space, data=data)
     write_table(study, table)
+    if study_run is not None and stopped_because == "target reached":
+        study_run.end_study()
     rows = table_rows(study)
     from sweep.export import best_on_test
 

@@ -46,6 +46,7 @@ class TrialRecord:
     mode: str | None = None
     resumed_from: int = 0  # epochs done before the last process took the trial over
     keras_best_epoch: int | None = None  # EarlyStopping's own best_epoch (honours min_delta)
+    mlflow_run_id: str = ""  # the trial's MLflow run (--mlflow), continued on resume
 
 
 def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
@@ -83,4 +84,5 @@ def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
         mode=attrs.get("mode"),
         resumed_from=int(attrs.get("resumed_from", 0)),
         keras_best_epoch=_int(attrs.get("keras_best_epoch")),
+        mlflow_run_id=str(attrs.get("mlflow_run_id", "")),
     )

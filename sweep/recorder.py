@@ -27,6 +27,7 @@ from sweep.atomic import write_text_atomic
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
 from sweep.resume import ResumableEarlyStopping, ResumeDir, ResumeState
+from sweep.tracking import Tracker
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:
@@ -67,6 +68,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         on_epoch: Callable[[EpochEvent], None] | None = None,
         stop_request: Callable[[], str | None] | None = None,
         should_prune: Callable[[], bool] | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("min", "max"):
@@ -82,6 +84,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.on_epoch = on_epoch
         self.stop_request = stop_request
         self.should_prune = should_prune
+        self.tracker = tracker
         self.history: list[dict[str, float]] = []
         self.best_score: float | None = None
         self.best_epoch: int | None = None  # 1-based
@@ -138,6 +141,8 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             improved=improved,
         )
         write_text_atomic(self.history_path, history_csv(self.history))
+        if self.tracker is not None:  # after the resume point: a resumed trial fills in
+            self.tracker.epoch_ended(self.trial_number, number, row)
         if self.report is not None and math.isfinite(value):
             self.report(value, number)
         loss = row.get("loss", 0.0)

@@ -38,6 +38,7 @@ from sweep.results import write_table
 from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
 from sweep.storage import open_storage
+from sweep.tracking import Tracker, make_trackers
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 WAIT = "wait"
@@ -71,6 +72,7 @@ class Session:
     progress: Progress
     signals: StopSignals
     failures_in_a_row: int = 0
+    tracker: Tracker | None = None  # --tensorboard, --mlflow (sweep.tracking)
 
     @property
     def table(self) -> Path:
@@ -174,6 +176,7 @@ class Session:
                 stop_request=self.stop_request,
                 calibration=trial.number < plan.calibrate,
                 on_message=self.progress.message,
+                tracker=self.tracker,
             )
         except Interrupted:
             write_table(self.study, self.table)  # the trial stays RUNNING: resumable
@@ -207,6 +210,10 @@ class Session:
 
             prune_checkpoints(self.study, plan.keep_checkpoints)
         write_table(self.study, self.table)
+        if self.tracker is not None:
+            from sweep.record import from_trial
+
+            self.tracker.trial_ended(from_trial(self.study._storage.get_trial(trial._trial_id)))
         attrs = trial.user_attrs
         self.progress.trial_ended(
             TrialEvent(
@@ -275,6 +282,16 @@ def work(
         signals = StopSignals()
         signals.install()
         stack.callback(signals.restore)
+        settings = space.settings
+        tracker = make_trackers(
+            tensorboard=settings.tensorboard,
+            mlflow=settings.mlflow,
+            mlflow_artifacts=settings.mlflow_artifacts,
+            results=Path(plan.results),
+            study=study,
+            warn=progress.message,
+        )
+        stack.callback(tracker.close)
         session = Session(
             plan=plan,
             space=space,
@@ -283,6 +300,7 @@ def work(
             worker=worker,
             progress=progress,
             signals=signals,
+            tracker=tracker or None,
         )
         with disk_full_stops(Path(plan.results)):  # asking a trial, writing the table
             return session.loop()

@@ -53,6 +53,9 @@ class Settings:
     pruner: str = "none"  # Optuna's pruners, checked at each epoch end (see sweep.pruning)
     first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
+    tensorboard: bool = False  # results/<study>/tensorboard/ (see sweep.train.tensorboard)
+    mlflow: str | None = None  # an MLflow tracking URI (see sweep.mlflow_tracking)
+    mlflow_artifacts: bool = False  # log each trial's best checkpoint to its MLflow run
     max_retries_per_trial: int = 0  # KerasTuner's: a trial that raises is rerun from scratch
 
     def replace(self, **changes: Any) -> Settings:
@@ -172,6 +175,11 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             value = floats if isinstance(value, list | tuple) else floats[0]
         elif name == "baseline":
             _check(path, name, value, value is None or is_num, "a number or None", origin)
+        elif name in ("tensorboard", "mlflow_artifacts"):
+            _check(path, name, value, isinstance(value, bool), "True or False", origin)
+        elif name == "mlflow":
+            ok = value is None or (isinstance(value, str) and bool(value.strip()))
+            _check(path, name, value, ok, "an MLflow tracking URI or None", origin)
         if name == "validation_split" or (name == "baseline" and value is not None):
             value = float(value)
         out[name] = value

@@ -39,6 +39,7 @@ from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, history_csv
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
+from sweep.tracking import Tracker, TrialStart
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +108,7 @@ def run_trial(
     stop_request: Callable[[], str | None] | None = None,
     calibration: bool = False,
     on_message: Callable[[str], None] | None = None,
+    tracker: Tracker | None = None,
 ) -> TrialResult:
     """Train one trial, or continue it from its resume point if it has one.
 
@@ -172,6 +174,7 @@ def run_trial(
         on_epoch=on_epoch,
         stop_request=stop_request,
         should_prune=None if calibration or settings.pruner == "none" else trial.should_prune,
+        tracker=tracker,
     )
     done = 0
     if state is not None:
@@ -192,6 +195,8 @@ def run_trial(
         if space.declared is not None:
             hp.merge(space.declared)
         model = build(space, hp)
+        if tracker is not None:  # the hyperparameters are known now
+            _track_start(trial, tracker, state, settings.monitor)
         if state is not None:
             load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
@@ -309,6 +314,19 @@ def fit_inputs(
         verbose=0,
         **extra,
     )
+
+
+def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None:
+    start = TrialStart(
+        number=trial.number,
+        params=dict(trial.params),
+        distributions=dict(trial.distributions),
+        history=[] if state is None else [dict(row) for row in state.history],
+        attrs=dict(trial.user_attrs),
+        monitor=monitor,
+    )
+    for key, value in tracker.trial_started(start).items():  # e.g. mlflow_run_id
+        trial.set_user_attr(key, value)
 
 
 def _fit_returned(
