@@ -157,7 +157,7 @@ def share_arrays(options: RunOptions, data: Any, folder: Path) -> Path | None:
         return None
     from sweep.shared import write_shared
 
-    return write_shared(data, folder / "data")
+    return write_shared(data, (folder / "data").resolve())  # workers may have another cwd
 
 
 def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
