@@ -47,7 +47,7 @@ def _source_digest(space: SearchSpace) -> str:
     if space.path != FUNCTIONS_PATH:
         return hashlib.sha256(space.path.read_bytes()).hexdigest()
     digest = hashlib.sha256()
-    for function in (space.build_model, space.load_data, space.fit):
+    for function in (space.build_model, space.load_data, space.fit, space.callbacks):
         if function is None:
             continue
         try:

@@ -76,8 +76,8 @@ WHERE = {
     "it); remove it",
     "initial_epoch": "sweep sets it when it resumes a trial; remove it",
     "epochs": "it is the setting epochs (SETTINGS['epochs'] or --epochs)",
-    "callbacks": "sweep owns fit's callbacks (EarlyStopping, the checkpoint, the recorder); "
-    "use a HyperModel's fit(hp, model, *args, **kwargs) to add your own",
+    "callbacks": "sweep owns fit's callbacks (EarlyStopping, the checkpoint, the "
+    "recorder); define callbacks(hp) in the space file to add your own",
     "batch_size": "it is the setting batch_size (SETTINGS['batch_size'] or --batch-size)",
     "shuffle": "sweep orders the data per (seed, epoch); see the table of input kinds",
 }
