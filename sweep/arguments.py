@@ -102,6 +102,7 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--mode", "mode", str, f"one of {', '.join(MODES)}; auto is resolved as Keras does"),
     ("--epochs", "epochs", _int(1), "maximum epochs per trial"),
     ("--batch-size", "batch_size", _int(1), "batch size"),
+    ("--shuffle-buffer", "shuffle_buffer", _int(1), "buffer of sweep's per-epoch tf.data shuffle"),
     ("--validation-split", "validation_split", _float, "last fraction held out, as Keras does"),
     (
         "--patience",

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 
 from sweep.errors import ConfigError
+from sweep.inputs import InputKind, kind_of, refuse
 
 Pair = tuple[Any, Any]
 
 _SHAPES = (
     "(x, y), or ((x, y), (x_val, y_val)), or ((x, y), (x_val, y_val), (x_test, y_test)); "
-    "use None for a missing validation pair"
+    "each part may also be (x, y, sample_weight), a tf.data.Dataset, a keras.utils.PyDataset "
+    "or a generator function; use None for a missing validation part"
 )
 
 
@@ -28,22 +30,45 @@ class Data:
     x_test: Any = None
     y_test: Any = None
     validation: str = "given"  # "given" by load_data, or "split" from validation_split
+    # sample weights of array parts; for the other kinds x_* holds the input, y_* is None
+    w_train: Any = None
+    w_val: Any = None
+    w_test: Any = None
+    kinds: tuple[InputKind, InputKind | None, InputKind | None] = (
+        InputKind.ARRAYS,
+        InputKind.ARRAYS,
+        None,
+    )
 
     @property
     def has_test(self) -> bool:
         return self.x_test is not None
 
+    @property
+    def arrays(self) -> bool:
+        """Training and validation are arrays (what validation_split and memmaps apply to)."""
+        return all(k in (InputKind.ARRAYS, None) for k in self.kinds)
 
-def _is_pair(obj: Any) -> bool:
-    return isinstance(obj, tuple | list) and len(obj) == 2 and not _is_pair_of_pairs(obj)
+
+def _is_part(obj: Any) -> bool:
+    return kind_of(obj) is not None or (
+        isinstance(obj, tuple | list) and len(obj) in (2, 3) and not _is_pair_of_pairs(obj)
+    )
 
 
 def _is_pair_of_pairs(obj: Any) -> bool:
+    def part(p: Any) -> bool:
+        return (
+            p is None
+            or kind_of(p) is not None
+            or (isinstance(p, tuple | list) and len(p) in (2, 3))
+        )
+
     return (
         isinstance(obj, tuple | list)
         and len(obj) >= 1
-        and all(part is None or (isinstance(part, tuple | list) and len(part) == 2) for part in obj)
-        and isinstance(obj[0], tuple | list)
+        and all(part(p) for p in obj)
+        and (kind_of(obj[0]) is not None or isinstance(obj[0], tuple | list))
     )
 
 
@@ -85,42 +110,77 @@ def train_validation_split(x: Any, y: Any, validation_split: float) -> tuple[Pai
     )
 
 
+def _check_arrays(origin: str, label: str, part: tuple[Any, ...]) -> None:
+    try:
+        sizes = [length(a) for a in part]
+    except (TypeError, IndexError, StopIteration):
+        raise refuse(origin, label, part[0]) from None
+    if len(set(sizes)) != 1 or sizes[0] == 0:
+        raise ConfigError(
+            f"{origin}: the {label} arrays must be non-empty and of equal length, "
+            f"got x with {sizes[0]} and y with {sizes[1]} samples"
+            + (f" and sample_weight with {sizes[2]}" if len(sizes) > 2 else "")
+            + "; return one label per sample"
+        )
+
+
+def _part(origin: str, label: str, raw: Any) -> tuple[InputKind | None, Any, Any, Any]:
+    """(kind, x, y, w) of one of training/validation/test."""
+    if raw is None:
+        return None, None, None, None
+    kind = kind_of(raw)
+    if kind is not None:
+        return kind, raw, None, None
+    if not isinstance(raw, tuple | list) or len(raw) not in (2, 3):
+        raise refuse(origin, label, raw)
+    for a in raw:
+        if kind_of(a) is not None:
+            raise ConfigError(
+                f"{origin}: the {label} part is a tuple holding a {type(a).__name__}; return "
+                "the dataset itself (yielding (x, y) or (x, y, w)), not inside a tuple"
+            )
+    _check_arrays(origin, label, tuple(raw))
+    return InputKind.ARRAYS, raw[0], raw[1], raw[2] if len(raw) == 3 else None
+
+
 def prepare_data(raw: Any, *, validation_split: float, source: Path) -> Data:
     """Normalise what ``load_data()`` returned; split off validation data when none was given."""
     origin = f"search space {source}: load_data()"
-    if _is_pair(raw):
-        parts: list[Any] = [tuple(raw)]
+    if _is_part(raw):
+        parts: list[Any] = [raw]
     elif _is_pair_of_pairs(raw) and len(raw) <= 3:
-        parts = [None if p is None else tuple(p) for p in raw]
+        parts = list(raw)
     else:
         raise ConfigError(f"{origin} returned {type(raw).__name__}; expected {_SHAPES}")
     while len(parts) < 3:
         parts.append(None)
-    train, val, test = parts
-    for label, pair in (("training", train), ("validation", val), ("test", test)):
-        if pair is None:
-            continue
-        try:
-            nx, ny = length(pair[0]), length(pair[1])
-        except (TypeError, IndexError, StopIteration):
-            raise ConfigError(
-                f"{origin}: the {label} pair must hold arrays, got "
-                f"{type(pair[0]).__name__} and {type(pair[1]).__name__}; return NumPy arrays"
-            ) from None
-        if nx != ny or nx == 0:
-            raise ConfigError(
-                f"{origin}: the {label} arrays must be non-empty and of equal length, "
-                f"got x with {nx} and y with {ny} samples; return one label per sample"
-            )
-    assert train is not None
-    x, y = train
-    xt, yt = test if test is not None else (None, None)
-    if val is not None:
-        return Data(x, y, val[0], val[1], xt, yt, validation="given")
-    if validation_split <= 0:
-        return Data(x, y, None, None, xt, yt, validation="none")
+    labels = ("training", "validation", "test")
+    (kt, x, y, w), (kv, xv, yv, wv), (ks, xs, ys, ws) = (
+        _part(origin, label, p) for label, p in zip(labels, parts, strict=True)
+    )
+    if kt is None:
+        raise ConfigError(f"{origin} returned no training data; expected {_SHAPES}")
+    given = dict(x_test=xs, y_test=ys, w_test=ws)
+    if kv is not None:
+        return Data(
+            x, y, xv, yv, **given, validation="given", w_train=w, w_val=wv, kinds=(kt, kv, ks)
+        )
+    if validation_split <= 0 or kt is not InputKind.ARRAYS:
+        return Data(x, y, None, None, **given, validation="none", w_train=w, kinds=(kt, None, ks))
     (x, y), (xv, yv) = train_validation_split(x, y, validation_split)
-    return Data(x, y, xv, yv, xt, yt, validation="split")
+    if w is not None:
+        (w, _), (wv, _) = train_validation_split(w, w, validation_split)
+    return Data(
+        x,
+        y,
+        xv,
+        yv,
+        **given,
+        validation="split",
+        w_train=w,
+        w_val=wv,
+        kinds=(kt, InputKind.ARRAYS, ks),
+    )
 
 
 def cast_as_keras_fit(a: Any, floatx: str) -> Any:

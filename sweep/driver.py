@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +194,24 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
         worker.close()
 
 
+def share_arrays(options: RunOptions, data: Any, folder: Path) -> Path | None:
+    """Array data for --jobs workers on this machine, written once under the study folder
+    (``data/``) for them to memory-map; None where workers call load_data() themselves
+    (other input kinds, a HyperModel's fit, Dask workers elsewhere)."""
+    if options.backend != "loky" or (options.jobs or 1) <= 1 or not data.arrays:
+        return None
+    from sweep.shared import write_shared
+
+    return write_shared(data, (folder / "data").resolve())  # workers may have another cwd
+
+
 def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
     from sweep.export import fingerprint
+    from sweep.inputs import InputKind
 
-    if data.x_val is None:
+    if data.x_val is None or data.kinds[1] is not InputKind.ARRAYS:  # datasets: not hashed
         return
     now = fingerprint(data.x_val, data.y_val)
     recorded = read_study(study, StudyAttr.VALIDATION_FINGERPRINT)
@@ -307,11 +319,14 @@ def _run(
         # Ctrl+C exits at once, everywhere).
         signals = StopSignals()
         signals.install()
+        shared = share_arrays(options, data, folder)
+        if shared is not None:
+            both.message(f"the workers memory-map the arrays from {shared} (removed at the end)")
         parent.restore()  # the probe ran with GPUs hidden; workers take their own
         try:
             with Relay(folder / "sweep.log", study, progress, progress.relayed):
                 reasons = run_parallel(
-                    plan,
+                    plan if shared is None else replace(plan, data_dir=str(shared)),
                     jobs=options.jobs,
                     backend=options.backend,
                     scheduler=options.scheduler,
@@ -319,6 +334,10 @@ def _run(
                 )
         finally:
             signals.restore()
+            if shared is not None:
+                from sweep.shared import remove_shared
+
+                remove_shared(shared)
         stopped_because = "time budget spent" if "time budget spent" in reasons else reasons[0]
     else:
         from sweep.parallel import start_up_frozen

@@ -154,8 +154,11 @@ def fingerprint(*arrays: Any) -> str:
 
 def check_same_data(study: Any, data: Any) -> None:
     """The validation data must be what the sweep trained on (recorded when it started)."""
+    from sweep.inputs import InputKind
+
     recorded = read_study(study, StudyAttr.VALIDATION_FINGERPRINT)
-    if recorded is not None and recorded != fingerprint(data.x_val, data.y_val):
+    arrays = data.kinds[1] is InputKind.ARRAYS
+    if recorded is not None and arrays and recorded != fingerprint(data.x_val, data.y_val):
         raise ConfigError(
             f"study {study.study_name!r}: load_data() returns other validation data than "
             "when the sweep ran (unseeded random data?), so the checkpoint cannot be "
@@ -174,9 +177,36 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _score(model: Any, x: Any, y: Any, metric: str, batch_size: int) -> float:
-    logs = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
-    return float(logs[metric])
+def _evaluate(model: Any, data: Any, part: int, batch_size: int) -> dict[str, float]:
+    """``model.evaluate`` on data part 1 (validation) or 2 (test), of whatever input kind."""
+    from sweep.train.feeds import evaluate_kwargs
+
+    x, y, w = (
+        (data.x_val, data.y_val, data.w_val)
+        if part == 1
+        else (data.x_test, data.y_test, data.w_test)
+    )
+    kwargs = evaluate_kwargs(data.kinds[part], x, y, w, batch_size=batch_size)
+    logs = model.evaluate(**kwargs, verbose=0, return_dict=True)
+    return {k: float(v) for k, v in logs.items()}
+
+
+def _score(model: Any, data: Any, metric: str, batch_size: int) -> float:
+    return _evaluate(model, data, 1, batch_size)[metric]
+
+
+def data_fingerprint(data: Any, part: int) -> str:
+    """``fingerprint`` of an array part; the kind's name for the others (not hashed)."""
+    from sweep.inputs import InputKind
+
+    kind = data.kinds[part]
+    if kind is not InputKind.ARRAYS:
+        return f"{kind.value}: not fingerprinted"
+    if part == 0:
+        return fingerprint(
+            data.x_train, data.y_train, *([data.w_train] if data.w_train is not None else [])
+        )
+    return fingerprint(data.x_val, data.y_val, *([data.w_val] if data.w_val is not None else []))
 
 
 def _same(a: float, b: float) -> bool:
@@ -230,7 +260,7 @@ def export(
     def verified_score(candidate: Any, what: str) -> float:
         """``candidate``'s score on the validation data; it must be the table's best_score."""
         try:
-            score = _score(candidate, data.x_val, data.y_val, metric, batch)
+            score = _score(candidate, data, metric, batch)
         except Exception as exc:
             if space.fit is None:
                 raise
@@ -266,7 +296,7 @@ def export(
             verified = verified_score(reloaded, f"the exported {out.name}")
         else:
             model.export(str(staged), format="tf_saved_model", verbose=False)
-            serving_diff = _check_savedmodel(model, staged, data.x_val, batch)
+            serving_diff = _check_savedmodel(model, staged, _first_inputs(data), batch)
             verified = score
         test_score = test_scores(model, data, batch) if data.has_test else None
         _move_into_place(staged, out)
@@ -290,8 +320,8 @@ def export(
         "format": fmt,
         "source_checkpoint": str(checkpoint),
         "data_fingerprint": {
-            "train": fingerprint(data.x_train, data.y_train),
-            "validation": fingerprint(data.x_val, data.y_val),
+            "train": data_fingerprint(data, 0),
+            "validation": data_fingerprint(data, 1),
         },
         "versions": _versions(),
         "exported_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -310,9 +340,8 @@ def export(
 
 
 def test_scores(model: Any, data: Any, batch: int) -> dict[str, float]:
-    """The model's metrics on the test pair ``load_data`` returned."""
-    logs = model.evaluate(data.x_test, data.y_test, batch_size=batch, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in logs.items()}
+    """The model's metrics on the test part ``load_data`` returned."""
+    return _evaluate(model, data, 2, batch)
 
 
 def best_on_test(study: Any, data: Any) -> tuple[int, dict[str, float]] | None:
@@ -333,6 +362,23 @@ def best_on_test(study: Any, data: Any) -> tuple[int, dict[str, float]] | None:
     scores = test_scores(model, data, int(rec.batch_size or 32))
     write_study(study, StudyAttr.TEST_SCORE, {"trial": best.number, "scores": scores})
     return best.number, scores
+
+
+def _first_inputs(data: Any) -> Any:
+    """Validation inputs to compare the serving signature on: the arrays, or one batch."""
+    from sweep.inputs import InputKind
+
+    if data.kinds[1] is InputKind.ARRAYS:
+        return np.asarray(data.x_val[:256])
+    from sweep.train.feeds import evaluate_kwargs
+
+    source = evaluate_kwargs(data.kinds[1], data.x_val, None, None, batch_size=32)["x"]
+    batch = (
+        source[0]
+        if hasattr(source, "__getitem__") and not hasattr(source, "element_spec")
+        else next(iter(source))
+    )
+    return np.asarray(batch[0])
 
 
 def _check_savedmodel(model: Any, path: Path, x: Any, batch: int) -> float:

@@ -65,6 +65,9 @@ class Plan(TrialOptions):
     # workers (never stored on the study: they live in the caller's notebook or script)
     functions: bytes | None = None
     from_functions: bool = False
+    # --jobs workers on this machine: the arrays memory-mapped from here (sweep.shared),
+    # not load_data() per worker; never stored on the study (a local path)
+    data_dir: str | None = None
     # each worker's GPUs (this machine's: not stored on the study; `sweep worker` finds its own)
     devices: DevicePlan = field(default_factory=DevicePlan)
 
@@ -72,6 +75,7 @@ class Plan(TrialOptions):
         raw = asdict(self)
         raw.pop("storage")  # a password must not end up in the storage itself
         raw.pop("functions")
+        raw.pop("data_dir")
         raw.pop("devices")
         return json.dumps(raw)
 

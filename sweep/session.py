@@ -233,10 +233,15 @@ _DATA_CACHE: dict[str, tuple[SearchSpace, Any]] = {}
 
 def loaded(plan: Plan) -> tuple[SearchSpace, Any]:
     """The space and its data, loaded once per process (not once per trial)."""
-    key = f"{plan.space}|{sorted(plan.overrides.items())}"
+    key = f"{plan.space}|{sorted(plan.overrides.items())}|{plan.data_dir}"
     if key not in _DATA_CACHE:
         space = load_space_for(plan)
-        _DATA_CACHE[key] = (space, load_checked_data(space))
+        if plan.data_dir is not None:  # arrays the parent wrote once: memory-mapped
+            from sweep.shared import read_shared
+
+            _DATA_CACHE[key] = (space, read_shared(Path(plan.data_dir)))
+        else:
+            _DATA_CACHE[key] = (space, load_checked_data(space))
     return _DATA_CACHE[key]
 
 

@@ -43,6 +43,7 @@ class Settings:
     mode: str = "auto"
     epochs: int = 20
     batch_size: int = 32
+    shuffle_buffer: int = 1024  # sweep's seeded shuffle of a tf.data dataset that has none
     validation_split: float = 0.2
     patience: int | list[int] = 3  # a list makes it a hyperparameter of the study
     min_delta: float | list[float] = 0.0  # likewise
@@ -78,6 +79,7 @@ class SearchSpace:
     fit: Callable[..., Any] | None = None  # a HyperModel's own fit(hp, model, x, y, **kwargs)
     takes_data_path: bool = False  # load_data(data_path=...)
     explicit: frozenset[str] = frozenset()  # settings given in SETTINGS or on the command line
+    fit_options: Callable[[Any], Any] | None = None  # fit_options(hp): extra fit keywords
     callbacks: Callable[[Any], Any] | None = None  # callbacks(hp): the user's extra callbacks
     declared: Any = None  # a keras_tuner.HyperParameters declared up front (a static space)
     notes: tuple[str, ...] = ()  # one line each, shown once when the sweep starts
@@ -152,7 +154,7 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             _check(path, name, value, isinstance(value, bool), "True or False", origin)
         elif name == "max_retries_per_trial":
             _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
-        elif name in ("epochs", "batch_size", "trials", "executions_per_trial"):
+        elif name in ("epochs", "batch_size", "trials", "executions_per_trial", "shuffle_buffer"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
         elif name == "patience":
             items = list(value) if isinstance(value, list | tuple) else [value]
@@ -273,6 +275,7 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         takes_data_path=takes_path,
         settings=Settings(**values),
         explicit=frozenset(values),
+        fit_options=_fit_options(module, origin),
         declared=declared,
         notes=() if tuner is None else (tuner.note,),
         callbacks=callbacks,
@@ -290,6 +293,16 @@ def _callbacks_entry(value: Any, origin: str) -> Callable[[Any], Any] | None:
         f"{origin}: expected callbacks to be a function callbacks(hp) returning a list of "
         f"Keras callbacks, got {type(value).__name__}; define def callbacks(hp): return [...]"
     )
+
+
+def _fit_options(module: Any, origin: str) -> Callable[[Any], Any] | None:
+    fn = getattr(module, "fit_options", None)
+    if fn is not None and not callable(fn):
+        raise ConfigError(
+            f"{origin}: fit_options must be a function fit_options(hp) returning a dict of fit "
+            f"keywords, got {type(fn).__name__}; define it as a function"
+        )
+    return fn
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from typing import Any
 import optuna
 import pytest
 from conftest import run_cli, write_space
-from sweep.trial import run_trial
 from test_resume import SLOW, SLOW_SPACE, epochs_done, finish, kill, start, study, wait_for
 
 from sweep.data import prepare_data
 from sweep.errors import Interrupted
 from sweep.space import load_space
+from sweep.train.trial import run_trial
 
 REFUSED = {
     "EarlyStopping": "use the patience, min_delta, baseline and start_from_epoch settings",

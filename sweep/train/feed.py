@@ -22,14 +22,22 @@ PREFETCH = 2  # batches prepared ahead of the training step
 
 
 def epoch_feed(
-    x: Any, y: Any, *, batch_size: int, seed: int, initial_epoch: int, epochs: int
+    x: Any,
+    y: Any,
+    *,
+    batch_size: int,
+    seed: int,
+    initial_epoch: int,
+    epochs: int,
+    w: Any = None,
 ) -> tuple[Any, int]:
-    """A dataset of the batches of epochs ``initial_epoch .. epochs-1``, and steps per epoch."""
+    """A dataset of the batches of epochs ``initial_epoch .. epochs-1``, and steps per epoch
+    (``w``: sample weights, gathered with the same indices)."""
     floatx = keras.config.floatx()
     x, y = cast_as_keras_fit(x, floatx), cast_as_keras_fit(y, floatx)  # as Model.fit does
     n = length(x)
     steps = math.ceil(n / batch_size)
-    arrays = tf.data.Dataset.from_tensors((x, y)).repeat()
+    arrays = tf.data.Dataset.from_tensors((x, y) if w is None else (x, y, w)).repeat()
     key = tf.constant(seed, tf.int64)
 
     def one_epoch(epoch: Any) -> Any:

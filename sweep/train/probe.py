@@ -41,11 +41,14 @@ def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str
     gives what it returned instead: its objective, KerasTuner-style.
     """
     n = 8
+    if space.fit is None:
+        from sweep.train.feeds import probe_kwargs
+
+        train, few_val = probe_kwargs(data)  # a few batches of whatever load_data returned
+        history = model.fit(**train, validation_data=few_val, epochs=1, shuffle=False, verbose=0)
+        return sorted(history.history)
     x, y = head(data.x_train, n), head(data.y_train, n)
     val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
-    if space.fit is None:
-        history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
-        return sorted(history.history)
     catcher = _LogKeys()
     returned = hypermodel_fit(
         space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher], verbose=0

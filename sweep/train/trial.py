@@ -31,12 +31,12 @@ from sweep.hypermodel import (
     hypermodel_fit,
     objective_from_fit,
 )
+from sweep.inputs import InputKind, call_fit_options
 from sweep.progress import EpochEvent
 from sweep.record import StopReason, TrialRecord, from_trial, recorded, started_facts, write
 from sweep.space import SearchSpace, Settings
 from sweep.tracking import Tracker, TrialStart
 from sweep.train.callbacks import user_callbacks
-from sweep.train.feed import epoch_feed
 from sweep.train.gpu import reset_policy_after, set_trial_policy, trial_strategy
 from sweep.train.hparams import OptunaHyperParameters
 from sweep.train.recorder import TrialRecorder, history_csv
@@ -229,24 +229,14 @@ def run_trial(
                         "callbacks it was given; pass **kwargs on to model.fit"
                     )
             else:
-                feed, steps = epoch_feed(
-                    data.x_train,
-                    data.y_train,
-                    batch_size=settings.batch_size,
+                fit_inputs(
+                    space,
+                    hp,
+                    model,
+                    data,
                     seed=int(data_seed),
-                    initial_epoch=done,
-                    epochs=settings.epochs,
-                )
-                model.fit(
-                    feed,
-                    steps_per_epoch=steps,
-                    initial_epoch=done,
-                    validation_data=validation,
-                    validation_batch_size=settings.batch_size,
-                    epochs=settings.epochs,
+                    done=done,
                     callbacks=[stopper, *user.states.callbacks, recorder],
-                    shuffle=False,
-                    verbose=0,
                 )
     except BaseException:
         _record(trial, recorder, started)
@@ -274,6 +264,45 @@ def run_trial(
             f"{settings.pruner} pruner"
         )
     return from_trial(_stored(trial))
+
+
+def fit_inputs(
+    space: SearchSpace,
+    hp: Any,
+    model: Any,
+    data: Data,
+    *,
+    seed: int,
+    done: int,
+    callbacks: list[Any],
+) -> None:
+    """``model.fit`` on the space's training input of whatever kind, epochs ``done ..``."""
+    from sweep.train.feeds import training_input, validation_kwargs
+
+    settings = space.settings
+    options = call_fit_options(space.fit_options, hp, origin=f"search space {space.path}")
+    feed, steps = training_input(
+        data,
+        batch_size=settings.batch_size,
+        seed=seed,
+        initial_epoch=done,
+        epochs=settings.epochs,
+        buffer=settings.shuffle_buffer,
+        options=options,
+    )
+    extra = validation_kwargs(data, batch_size=settings.batch_size, options=options)
+    if "class_weight" in options and data.kinds[0] is not InputKind.GENERATOR:
+        extra["class_weight"] = options["class_weight"]  # a generator's feed applies it
+    model.fit(
+        feed,
+        steps_per_epoch=steps,
+        initial_epoch=done,
+        epochs=settings.epochs,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=0,
+        **extra,
+    )
 
 
 def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None:
