@@ -43,14 +43,22 @@ class SettingResult:
     top5_overlap: int  # of the recorded top 5, how many stay in the top 5 (uncensored trials)
 
 
-def recorded_curves(study: Any) -> list[Curve]:
-    """Complete and pruned trials' curves, from the values reported to Optuna each epoch."""
+def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
+    """Complete and pruned trials' curves, from the values reported to Optuna each epoch
+    (``trials``: read before, without their curves)."""
+    from sweep.reading import curves as read_curves
+    from sweep.reading import trials as read_trials
+
+    found = [
+        t
+        for t in (read_trials(study) if trials is None else trials)
+        if t.state.name in ("COMPLETE", "PRUNED") and t.user_attrs.get("stop_epoch")
+    ]
+    steps_of = read_curves(study, [t.number for t in found])
     curves = []
-    for t in study.get_trials(deepcopy=False):
+    for t in found:
         attrs = t.user_attrs
-        if t.state.name not in ("COMPLETE", "PRUNED") or not attrs.get("stop_epoch"):
-            continue
-        steps = t.intermediate_values
+        steps = steps_of.get(t.number, {})
         values = [float(steps.get(e, math.nan)) for e in range(1, int(attrs["stop_epoch"]) + 1)]
         best = attrs.get("best_score")
         curves.append(
@@ -64,10 +72,12 @@ def recorded_curves(study: Any) -> list[Curve]:
     return curves
 
 
-def recorded_settings(study: Any) -> tuple[set[int], set[float]]:
+def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[int], set[float]]:
     """The patience and min_delta values the study's trials ran with."""
+    from sweep.reading import trials as read_trials
+
     patience, min_delta = set(), set()
-    for t in study.get_trials(deepcopy=False):
+    for t in read_trials(study) if trials is None else trials:
         if t.user_attrs.get("calibration"):
             continue  # early stopping was off
         if (p := t.user_attrs.get("patience")) is not None:
@@ -82,15 +92,20 @@ def compare(
     *,
     patience: list[int],
     min_delta: list[float],
+    trials: list[Any] | None = None,
 ) -> list[SettingResult]:
+    """``trials``: the study's trials if already read (``reading.trials``)."""
+    from sweep.reading import trials as read_trials
+
     mode = study.user_attrs.get("mode")
-    curves = recorded_curves(study)
+    trials = read_trials(study) if trials is None else trials
+    curves = recorded_curves(study, trials)
     if mode not in ("min", "max") or not curves:
         raise ConfigError(
             f"study {study.study_name!r}: expected finished trials with recorded curves, "
             "found none; run some trials first"
         )
-    first = study.get_trials(deepcopy=False)[curves[0].trial].user_attrs
+    first = next(t for t in trials if t.number == curves[0].trial).user_attrs
     rules = [
         StopRule(
             mode=mode,

@@ -102,9 +102,9 @@ class Worker:
         found = []
         stale = _stale_by_heartbeat(study)
         now = time.time()
-        for t in study.get_trials(deepcopy=False):
-            if t.state.name != "RUNNING":
-                continue
+        from sweep.reading import running
+
+        for t in running(study):  # only the running trials are read
             owner = t.user_attrs.get("owner")
             if t._trial_id in stale:
                 pass  # its owner, wherever it ran, stopped beating

@@ -205,12 +205,11 @@ class Relay:
 
 
 def snapshot(study: Any) -> tuple[int, list[RunningTrial], tuple[int, float] | None]:
+    from sweep.reading import running as running_trials
     from sweep.session import best_so_far, finished
 
     running = []
-    for t in study.get_trials(deepcopy=False):
-        if t.state.name != "RUNNING":
-            continue
+    for t in running_trials(study):  # only these are read whole
         steps = t.intermediate_values
         epoch = max(steps) if steps else 0
         running.append(
