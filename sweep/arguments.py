@@ -127,6 +127,12 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
         "defaults: trial 0 uses every hyperparameter's default (default: sampled)",
     ),
     ("--data-path", "data_path", _path, "a local data file, passed to load_data(data_path=...)"),
+    (
+        "--max-retries-per-trial",
+        "max_retries_per_trial",
+        _int(0),
+        "rerun a trial that raises from scratch up to N times (KerasTuner's; default 0)",
+    ),
 ]
 
 

@@ -121,3 +121,28 @@ def prepare_data(raw: Any, *, validation_split: float, source: Path) -> Data:
         return Data(x, y, None, None, xt, yt, validation="none")
     (x, y), (xv, yv) = train_validation_split(x, y, validation_split)
     return Data(x, y, xv, yv, xt, yt, validation="split")
+
+
+def cast_as_keras_fit(a: Any, floatx: str) -> Any:
+    """``a`` as ``Model.fit`` hands it to TensorFlow (keras' ``convert_to_sliceable``):
+    floating NumPy arrays and pandas frames/series of another float type become
+    ``floatx``, pandas becomes NumPy (a Series a column); dicts, lists and tuples are
+    walked; anything else is left as it is."""
+    if isinstance(a, dict):
+        return {k: cast_as_keras_fit(v, floatx) for k, v in a.items()}
+    if isinstance(a, list | tuple):
+        return type(a)(cast_as_keras_fit(v, floatx) for v in a)
+
+    def other_float(dtype: Any) -> bool:
+        return dtype is not object and np.issubdtype(dtype, np.floating) and dtype != floatx
+
+    kind = type(a).__name__
+    if kind == "DataFrame" and type(a).__module__.startswith("pandas"):
+        frame = a.astype(floatx) if any(other_float(d) for d in a.dtypes.values) else a
+        return frame.to_numpy()
+    if kind == "Series" and type(a).__module__.startswith("pandas"):
+        series = a.astype(floatx) if other_float(a.dtype) else a
+        return np.expand_dims(series.to_numpy(), axis=-1)
+    if isinstance(a, np.ndarray) and other_float(a.dtype):
+        return a.astype(floatx)
+    return a

@@ -149,6 +149,25 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
         worker.close()
 
 
+def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
+    """The validation data's fingerprint, on the study: export checks it; a rerun with
+    other data (unseeded random data) is told once."""
+    from sweep.export import FINGERPRINT_ATTR, fingerprint
+
+    if data.x_val is None:
+        return
+    now = fingerprint(data.x_val, data.y_val)
+    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    if recorded is None:
+        study.set_user_attr(FINGERPRINT_ATTR, now)
+    elif recorded != now:
+        progress.message(
+            "load_data() returned other validation data than when this study started "
+            "(unseeded random data?): scores of trials run now and before are not comparable, "
+            "and export verifies against the data of the first run"
+        )
+
+
 def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
     """Trial 0 of a new study takes every hyperparameter's default (KerasTuner's); the
     grid sampler needs no such trial, the defaults are on its grid or not at all."""
@@ -182,6 +201,7 @@ def _run(
     study = open_study(
         name, storage_url, mode=mode, monitor=space.settings.monitor, space=str(space.path)
     )
+    record_data_fingerprint(study, data, both)
     if space.settings.first_trial == "defaults" and grid is None:
         enqueue_defaults(study, probed.defaults)
     artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / name
@@ -222,6 +242,8 @@ def _run(
             best=best_so_far(study),
         )
     )
+    for note in probed.notes:
+        both.message(note)
     write_table(study, table)
     if parallel:
         from sweep.parallel import Relay, run_parallel

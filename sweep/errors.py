@@ -49,6 +49,12 @@ class DiskFullError(SweepError):
     exit_code = 1
 
 
+class FatalTrialError(SweepError):
+    """The user's code raised KerasTuner's ``FatalError``: stop the sweep (exit 1)."""
+
+    exit_code = 1
+
+
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 # SQLite says it in words (sqlite3.OperationalError, inside SQLAlchemy's OperationalError)
 DISK_FULL_TEXTS = ("database or disk is full", "No space left on device", "Disk quota exceeded")
@@ -114,3 +120,21 @@ def disk_full_stops(folder: Path) -> Iterator[None]:
         if cause is None:
             raise
         raise disk_full_error(cause, folder=folder) from None
+
+
+def _keras_tuner_error(exc: BaseException, name: str) -> bool:
+    import sys
+
+    kt = sys.modules.get("keras_tuner")
+    cls = getattr(getattr(kt, "errors", None), name, None)
+    return isinstance(cls, type) and isinstance(exc, cls)
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """``keras_tuner.errors.FatalError`` (or a subclass): KerasTuner stops the search."""
+    return _keras_tuner_error(exc, "FatalError")
+
+
+def is_failed_trial(exc: BaseException) -> bool:
+    """``keras_tuner.errors.FailedTrialError``: the trial failed, not retried."""
+    return _keras_tuner_error(exc, "FailedTrialError")

@@ -20,7 +20,7 @@ import numpy as np
 
 from sweep.atomic import write_text_atomic
 from sweep.errors import ConfigError, SweepError
-from sweep.plan import PLAN_ATTR, Plan
+from sweep.plan import PLAN_ATTR, Plan, error_text
 
 FORMATS = ("keras", "savedmodel")
 TOLERANCE = 1e-5
@@ -151,6 +151,21 @@ def fingerprint(*arrays: Any) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+FINGERPRINT_ATTR = "validation_fingerprint"
+
+
+def check_same_data(study: Any, data: Any) -> None:
+    """The validation data must be what the sweep trained on (recorded when it started)."""
+    recorded = study.user_attrs.get(FINGERPRINT_ATTR)
+    if recorded is not None and recorded != fingerprint(data.x_val, data.y_val):
+        raise ConfigError(
+            f"study {study.study_name!r}: load_data() returns other validation data than "
+            "when the sweep ran (unseeded random data?), so the checkpoint cannot be "
+            "verified; make load_data() return the same data each call "
+            "(np.random.default_rng(0)) and run the sweep again"
+        )
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for name in ("tensorflow", "keras", "optuna", "keras-tuner", "sweep"):
@@ -208,14 +223,33 @@ def export(
     data = load_checked_data(space)
     if data.x_val is None:
         raise ConfigError(f"search space {space.path}: no validation data to verify against")
+    check_same_data(study, data)
     metric = monitor.removeprefix("val_")
     batch = int(attrs.get("batch_size") or 32)
     recorded = float(attrs["best_score"])
+    from_fit = attrs.get("objective_source") == "fit"
 
     def verified_score(candidate: Any, what: str) -> float:
         """``candidate``'s score on the validation data; it must be the table's best_score."""
-        score = _score(candidate, data.x_val, data.y_val, metric, batch)
+        try:
+            score = _score(candidate, data.x_val, data.y_val, metric, batch)
+        except Exception as exc:
+            if space.fit is None:
+                raise
+            raise ConfigError(
+                f"trial {trial.number}: its model cannot be evaluated on load_data()'s "
+                f"validation data ({error_text(exc)}); the HyperModel's fit changes the data "
+                f"before training (resizing, for example), so export cannot verify it; load "
+                f"{checkpoint} with keras.saving.load_model instead"
+            ) from None
         if not _same(score, recorded):
+            if from_fit:
+                raise ConfigError(
+                    f"trial {trial.number}: its best_score is what hypermodel.fit returned "
+                    f"(objective_source fit), and evaluating the model gives {monitor}="
+                    f"{score:.8g}, not {recorded:.8g}; export verifies only scores that "
+                    f"model.evaluate reproduces: load {checkpoint} with keras.saving.load_model"
+                )
             raise VerificationError(
                 f"{what} scores {monitor}={score:.8g} on the validation data, the table says "
                 f"{recorded:.8g}; not exported"

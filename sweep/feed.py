@@ -13,9 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import keras
 import tensorflow as tf
 
-from sweep.data import length
+from sweep.data import cast_as_keras_fit, length
 
 PREFETCH = 2  # batches prepared ahead of the training step
 
@@ -24,6 +25,8 @@ def epoch_feed(
     x: Any, y: Any, *, batch_size: int, seed: int, initial_epoch: int, epochs: int
 ) -> tuple[Any, int]:
     """A dataset of the batches of epochs ``initial_epoch .. epochs-1``, and steps per epoch."""
+    floatx = keras.config.floatx()
+    x, y = cast_as_keras_fit(x, floatx), cast_as_keras_fit(y, floatx)  # as Model.fit does
     n = length(x)
     steps = math.ceil(n / batch_size)
     arrays = tf.data.Dataset.from_tensors((x, y)).repeat()

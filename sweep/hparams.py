@@ -49,9 +49,29 @@ def listed_values(hp: Any) -> list[Any] | None:
     return None
 
 
-def suggest(trial: Any, hp: Any) -> Any:
+# Optuna keeps one distribution per parameter name in a study; these are its complaints
+# when the same name comes back with another one.
+_CONFLICTS = ("dynamic value space", "different distribution kind")
+
+
+def is_conflict(exc: BaseException, hp: Any) -> bool:
+    """Optuna refused ``hp``'s distribution because a conditional hyperparameter of the
+    same name under other conditions was registered with another one."""
+    return bool(hp.conditions) and any(c in str(exc) for c in _CONFLICTS)
+
+
+def qualified_name(hp: Any) -> str:
+    """``b[a=3]``: the name Optuna stores a conditional hyperparameter under when the same
+    name has another distribution under other conditions; the table shows it as ``b``."""
+    conditions = ", ".join(
+        f"{c.name}={'|'.join(map(str, c.values))}" for c in hp.conditions if hasattr(c, "values")
+    )
+    return f"{hp.name}[{conditions}]"
+
+
+def suggest(trial: Any, hp: Any, name: str | None = None) -> Any:
     """Ask ``trial`` (an ``optuna.Trial``) for a value of the KerasTuner hyperparameter ``hp``."""
-    name = hp.name
+    name = hp.name if name is None else name
     if isinstance(hp, hp_types.Fixed):
         return trial.suggest_categorical(name, [hp.value])
     if isinstance(hp, hp_types.Boolean):
@@ -96,6 +116,17 @@ class OptunaHyperParameters(keras_tuner.HyperParameters):  # type: ignore[misc]
         self._space.append(hp)
         if self.is_active(hp):
             if overwrite or hp.name not in self.values:
-                self.values[hp.name] = suggest(self.trial, hp)
+                self.values[hp.name] = self._suggest(hp)
             return self.values[hp.name]
         return None  # like KerasTuner: inactive values are not handed out
+
+    def _suggest(self, hp: Any) -> Any:
+        """The same name under different conditions (``Fixed("b", 4)`` under ``a == 2``,
+        ``Fixed("b", 5)`` under ``a == 3``) is two hyperparameters: the second distribution
+        Optuna sees goes under its qualified name."""
+        try:
+            return suggest(self.trial, hp)
+        except ValueError as exc:
+            if not is_conflict(exc, hp):
+                raise
+            return suggest(self.trial, hp, name=qualified_name(hp))

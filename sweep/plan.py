@@ -8,6 +8,7 @@ study so that ``sweep worker`` on another machine can join).
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,11 +64,36 @@ class Plan:
         return self.deadline is not None and time.time() >= self.deadline
 
 
+CAUSE_CHARS = 300  # the most of a message the error column keeps
+_NOISE = ("Graph execution error", "File ", "[[", "Traceback", "Detected at node")
+
+
+def cause_line(message: str) -> str:
+    """The line of an error message that names its cause, at most ``CAUSE_CHARS`` long.
+
+    TensorFlow's runtime errors open with "Graph execution error:", then where the op
+    was defined (a Python stack), then the reason; the reason is kept, with the op named
+    on the "Detected at node" line.
+    """
+    lines = [line.strip() for line in message.strip().splitlines()]
+    op = ""
+    for line in lines:
+        found = re.match(r"Detected at node '?([^' ]+)'? defined at", line)
+        if found:
+            op = found.group(1).rsplit("/", 1)[-1]
+            break
+    reason = next((line for line in lines if line and not line.startswith(_NOISE)), "")
+    if not reason:
+        reason = next((line for line in lines if line), "")
+    if op and op not in reason:
+        reason = f"{reason} (op {op})"
+    return reason if len(reason) <= CAUSE_CHARS else reason[: CAUSE_CHARS - 3] + "..."
+
+
 def error_text(exc: BaseException) -> str:
     if isinstance(exc, SweepError):
         return str(exc)
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+    return f"{type(exc).__name__}: {cause_line(str(exc))}".strip().removesuffix(":")
 
 
 def load_checked_data(space: SearchSpace) -> Any:
@@ -91,12 +117,13 @@ class Probed:
     grid: dict[str, list[Any]] | None  # for the grid sampler
     target: int
     defaults: dict[str, Any]  # every active hyperparameter's default value
+    notes: tuple[str, ...] = ()  # what sweep does differently for this space, one line each
 
 
 def probe(space: SearchSpace, data: Any) -> Probed:
     """The resolved mode, the grid, the trial target and the default values."""
+    from sweep.probe import probe_space
     from sweep.samplers import grid_size, grid_space
-    from sweep.trial import probe_space
 
     probed = probe_space(space, data)
     target = space.settings.trials
@@ -108,7 +135,13 @@ def probe(space: SearchSpace, data: Any) -> Probed:
             if isinstance(values, list):
                 grid[name] = list(values)
         target = min(target, grid_size(grid))
-    return Probed(mode=probed.mode, grid=grid, target=target, defaults=probed.defaults)
+    return Probed(
+        mode=probed.mode,
+        grid=grid,
+        target=target,
+        defaults=probed.defaults,
+        notes=space.notes + probed.notes,
+    )
 
 
 def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: str) -> Any:

@@ -111,6 +111,11 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             return True
         return value < self.best_score if self.mode == "min" else value > self.best_score
 
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        epochs = (self.params or {}).get("epochs")
+        if isinstance(epochs, int) and epochs > 0:  # a HyperModel's fit may choose its epochs
+            self.max_epochs = epochs
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
         if self.monitor not in logs:

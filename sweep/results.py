@@ -30,6 +30,7 @@ FIXED_AFTER = [
     "patience",
     "min_delta",
     "calibration",
+    "objective_source",
     "duration_s",
     "worker",
     "checkpoint",
@@ -53,7 +54,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
     attrs = trial.user_attrs
     row: dict[str, Any] = {"trial": trial.number, "state": state_name(trial)}
     for name in param_names:
-        row[f"param_{name}"] = trial.params.get(name)
+        row[f"param_{name}"] = _param(trial.params, name)
     checkpoint = attrs.get("checkpoint")
     duration = attrs.get("duration_s")
     if duration is None and trial.datetime_start is not None:
@@ -73,6 +74,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
         patience=attrs.get("patience"),
         min_delta=attrs.get("min_delta"),
         calibration=attrs.get("calibration"),
+        objective_source=attrs.get("objective_source", "monitor"),
         duration_s=duration,
         worker=attrs.get("worker", ""),
         checkpoint=checkpoint if checkpoint and Path(checkpoint).is_file() else "",
@@ -85,10 +87,22 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
     return row
 
 
+def _display(name: str) -> str:
+    """``b`` for ``b[a=3]``: a hyperparameter stored under a condition-qualified name (the
+    same name under different conditions, see sweep.hparams) is one column."""
+    return name.split("[", 1)[0] if name.endswith("]") else name
+
+
+def _param(params: dict[str, Any], name: str) -> Any:
+    if name in params:
+        return params[name]
+    return next((v for k, v in params.items() if _display(k) == name), None)
+
+
 def param_names(trials: list[Any]) -> list[str]:
     names: list[str] = []
     for t in trials:
-        names.extend(n for n in t.params if n not in names)
+        names.extend(n for n in map(_display, t.params) if n not in names)
     return names
 
 

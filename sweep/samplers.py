@@ -14,6 +14,8 @@ def grid_space(hps: list[Any]) -> dict[str, list[Any]]:
 
     grid: dict[str, list[Any]] = {}
     for hp in hps:
+        if type(hp).__name__ == "Fixed":
+            continue  # one value: Optuna never asks the sampler (and one name may have two)
         values = listed_values(hp)
         if values is None:
             raise ConfigError(

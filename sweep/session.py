@@ -14,12 +14,14 @@ from typing import Any
 from sweep.errors import (
     ConfigError,
     DiskFullError,
+    FatalTrialError,
     Interrupted,
     SweepError,
     TrialPrunedError,
     disk_full_cause,
     disk_full_error,
     disk_full_stops,
+    is_fatal,
 )
 from sweep.fingerprint import (
     FINGERPRINT_ATTR,
@@ -155,16 +157,18 @@ class Session:
         """Run (or resume) one trial, tell the study, write the table, report it."""
         import optuna
 
-        from sweep.trial import run_trial
+        from sweep.retries import run_with_retries
 
         plan, settings = self.plan, self.space.settings
         seeded = plan.seed is not None or plan.deterministic
         self.progress.trial_started(TrialStart(trial=trial.number, resumed=resumed))
-        fatal: ConfigError | None = None
+        fatal: SweepError | None = None
         trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
         try:
-            run_trial(
+            run_with_retries(
                 trial,
+                retries=settings.max_retries_per_trial,
+                on_retry=self.progress.message,
                 space=self.space,
                 data=self.data,
                 settings=settings,
@@ -198,6 +202,8 @@ class Session:
             self.failures_in_a_row += 1
             if isinstance(exc, ConfigError):
                 fatal = exc  # it would fail every trial: stop the sweep
+            elif is_fatal(exc):  # KerasTuner's FatalError stops the search
+                fatal = FatalTrialError(f"trial {trial.number} raised {error}")
         else:
             self.study.tell(trial, trial.user_attrs["best_score"])
             state, error = "complete", ""

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import ConfigError
-from sweep.hypermodel import model_entry
+from sweep.hypermodel import hypermodel_entry, model_entry
+from sweep.kerastuner import (
+    declared_hyperparameters,
+    find_tuner,
+    no_tuner_folders,
+    translate_settings,
+)
 
 MODES = ("auto", "min", "max")
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp")
@@ -46,6 +52,7 @@ class Settings:
     pruner: str = "none"  # Optuna's pruners, checked at each epoch end (see sweep.pruning)
     first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
+    max_retries_per_trial: int = 0  # KerasTuner's: a trial that raises is rerun from scratch
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -65,6 +72,8 @@ class SearchSpace:
     fit: Callable[..., Any] | None = None  # a HyperModel's own fit(hp, model, x, y, **kwargs)
     takes_data_path: bool = False  # load_data(data_path=...)
     explicit: frozenset[str] = frozenset()  # settings given in SETTINGS or on the command line
+    declared: Any = None  # a keras_tuner.HyperParameters declared up front (a static space)
+    notes: tuple[str, ...] = ()  # one line each, shown once when the sweep starts
 
     def call_load_data(self) -> Any:
         if self.takes_data_path:
@@ -108,7 +117,7 @@ def _check(path: Path, name: str, value: Any, ok: bool, expected: str, origin: s
 def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dict[str, Any]:
     """Check names, types and ranges; return the values converted to their field types."""
     out: dict[str, Any] = {}
-    for name, value in raw.items():
+    for name, value in translate_settings(raw, origin=origin).items():
         if name not in SETTING_NAMES:
             close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(SETTING_NAMES)}"
@@ -132,6 +141,8 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
             _check(path, name, value, ok, "a file path or None", origin)
             value = None if value is None else str(value)
+        elif name == "max_retries_per_trial":
+            _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
         elif name in ("epochs", "batch_size", "trials"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
         elif name == "patience":
@@ -173,7 +184,8 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with no_tuner_folders(path.read_text(encoding="utf-8", errors="replace")):
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise ConfigError(
             f"search space {path}: syntax error at line {exc.lineno}: {exc.msg}; fix the file"
@@ -197,7 +209,13 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
     path = resolve_space_path(spec)
     module = _import_file(path)
     origin = f"search space {path}"
-    build_model, fit = model_entry(module, origin)
+    tuner = find_tuner(module, origin)
+    if tuner is None:
+        build_model, fit = model_entry(module, origin)
+        declared = declared_hyperparameters(module)
+    else:
+        build_model, fit = hypermodel_entry(tuner.hypermodel, origin)
+        declared = tuner.hyperparameters
     load_data = getattr(module, "load_data", None)
     if not callable(load_data):
         raise ConfigError(
@@ -210,7 +228,8 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
             f"{origin}: expected SETTINGS to be a dict, got {type(raw).__name__}; "
             "write SETTINGS = {'monitor': 'val_loss', ...}"
         )
-    values = validate_settings(raw, path=path, origin=origin)
+    values = {} if tuner is None else validate_settings(tuner.settings, path=path, origin=origin)
+    values.update(validate_settings(raw, path=path, origin=origin))
     values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
     takes_path = "data_path" in inspect.signature(load_data).parameters
     if values.get("data_path") is not None and not takes_path:
@@ -227,6 +246,8 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         takes_data_path=takes_path,
         settings=Settings(**values),
         explicit=frozenset(values),
+        declared=declared,
+        notes=() if tuner is None else (tuner.note,),
     )
 
 

@@ -19,20 +19,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from sweep.data import Data, head
+from sweep.atomic import atomic_path, write_text_atomic
+from sweep.data import Data
 from sweep.errors import (
     ConfigError,
     Interrupted,
-    MonitorMissingError,
     TrialFailedError,
     TrialPrunedError,
 )
 from sweep.feed import epoch_feed
 from sweep.fingerprint import ResumeRefused, settings_conflict
-from sweep.hparams import OptunaHyperParameters, suggest
-from sweep.hypermodel import fit_kwargs, hypermodel_fit
+from sweep.hparams import OptunaHyperParameters
+from sweep.hypermodel import (
+    fit_kwargs,
+    hypermodel_fit,
+    objective_from_fit,
+)
 from sweep.progress import EpochEvent
-from sweep.recorder import TrialRecorder, missing_monitor_message
+from sweep.recorder import TrialRecorder, history_csv
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
 
@@ -59,120 +63,20 @@ def seed_everything(seed: int, *, deterministic: bool) -> None:
 
 
 def build(space: SearchSpace, hp: Any) -> Any:
-    """Call ``build_model(hp)`` and check it returned a compiled ``keras.Model``."""
+    """Call ``build_model(hp)`` and check it returned a ``keras.Model``, compiled unless
+    the HyperModel has its own fit (a custom training loop needs no compile)."""
     model = space.build_model(hp)
     if not isinstance(model, keras.Model):
         raise ConfigError(
             f"search space {space.path}: build_model(hp) must return a compiled keras.Model, "
             f"got {type(model).__name__}; return the model"
         )
-    if not getattr(model, "compiled", False):
+    if not getattr(model, "compiled", False) and space.fit is None:
         raise ConfigError(
             f"search space {space.path}: build_model(hp) returned a model that is not compiled; "
             "call model.compile(optimizer=..., loss=..., metrics=[...]) before returning it"
         )
     return model
-
-
-class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
-    """Remembers the keys of the last epoch's logs."""
-
-    keys: list[str] | None = None
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.keys = sorted(logs or {})
-
-
-def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str]:
-    """The keys Keras logs at the end of an epoch, from one real epoch on a few samples
-    (through the HyperModel's ``fit`` if it has one, which may declare hyperparameters)."""
-    n = 8
-    x, y = head(data.x_train, n), head(data.y_train, n)
-    val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
-    if space.fit is None:
-        history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
-        return sorted(history.history)
-    catcher = _LogKeys()
-    hypermodel_fit(
-        space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher], verbose=0
-    )
-    if catcher.keys is None:
-        raise ConfigError(
-            f"search space {space.path}: hypermodel.fit(hp, model, x, y, **kwargs) trained no "
-            "epoch with the callbacks it was given; pass **kwargs on to model.fit"
-        )
-    return catcher.keys
-
-
-def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
-    """Resolve ``auto`` exactly as Keras' EarlyStopping does, on a model whose metrics are built."""
-    if mode in ("min", "max"):
-        return mode
-    probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
-    probe.set_model(model)
-    try:
-        probe._set_monitor_op()
-    except ValueError:
-        raise ConfigError(
-            f"{origin}: mode 'auto' cannot tell whether {monitor!r} should go up or down; "
-            "set --mode min or --mode max (or SETTINGS['mode'])"
-        ) from None
-    return "min" if probe.monitor_op is keras.ops.less else "max"
-
-
-@dataclass(frozen=True)
-class Probe:
-    mode: str  # resolved: min or max
-    hyperparameters: list[Any]  # every one seen (the grid sampler needs them)
-    defaults: dict[str, Any]  # the active ones' default values (first_trial = "defaults")
-
-
-def probe_space(space: SearchSpace, data: Data) -> Probe:
-    """Build the model once with KerasTuner's default values, before any trial runs.
-
-    Checks that ``build_model`` returns a compiled model, trains it for one step on
-    a few samples to see the exact keys Keras logs (the monitor must be one of them),
-    resolves ``mode``, and checks that every hyperparameter seen maps onto an Optuna
-    distribution. Any error here is a configuration error: it would fail every
-    trial.
-    """
-    import keras_tuner
-    import optuna
-
-    hp = keras_tuner.HyperParameters()
-    try:
-        model = build(space, hp)
-        keys = logged_keys(space, hp, model, data)
-        monitor = space.settings.monitor
-        if monitor not in keys:
-            raise MonitorMissingError(
-                f"search space {space.path}: {missing_monitor_message(monitor, keys)}"
-            )
-        mode = resolve_mode(
-            model, monitor, space.settings.mode, origin=f"search space {space.path}"
-        )
-    except ConfigError:
-        raise
-    except Exception as exc:
-        lines = str(exc).strip().splitlines()
-        raise ConfigError(
-            f"search space {space.path}: build_model(hp) raised {type(exc).__name__}"
-            f"{': ' + lines[0] if lines else ''}; fix the file"
-        ) from None
-    finally:
-        keras.backend.clear_session()
-    scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
-    for h in hp.space:
-        try:
-            suggest(scratch.ask(), h)
-        except ConfigError as exc:
-            raise ConfigError(f"search space {space.path}: {exc}") from None
-        except ValueError as exc:
-            raise ConfigError(
-                f"search space {space.path}: hyperparameter {h.name!r} is not a valid Optuna "
-                f"range: {exc}; fix its bounds"
-            ) from None
-    return Probe(mode=mode, hyperparameters=list(hp.space), defaults=dict(hp.values))
 
 
 def stopping_settings(trial: Any, settings: Settings, *, calibration: bool) -> tuple[int, float]:
@@ -227,7 +131,7 @@ def run_trial(
     facts = {
         "monitor": settings.monitor,
         "mode": mode,
-        "max_epochs": settings.epochs,
+        "max_epochs": attrs["max_epochs"] if attrs.get("epochs_from_fit") else settings.epochs,
         "patience": patience,
         "min_delta": min_delta,
         "calibration": calibration,
@@ -281,17 +185,19 @@ def run_trial(
                 trial.report(value, int(row["epoch"]))
     started = time.monotonic() - float(attrs.get("duration_s", 0.0) if state else 0.0)
     finished_before = state is not None and (
-        state.stopper.stopped_epoch > 0 or state.epochs_done >= settings.epochs
+        state.stopper.stopped_epoch > 0 or state.epochs_done >= trial.user_attrs["max_epochs"]
     )
     try:
         hp = OptunaHyperParameters(trial)
+        if space.declared is not None:
+            hp.merge(space.declared)
         model = build(space, hp)
         if state is not None:
             load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
             validation = None if data.x_val is None else (data.x_val, data.y_val)
             if space.fit is not None:  # a HyperModel's own fit: NumPy arrays, KerasTuner-style
-                hypermodel_fit(
+                returned = hypermodel_fit(
                     space,
                     hp,
                     model,
@@ -303,6 +209,10 @@ def run_trial(
                     callbacks=[stopper, recorder],
                     verbose=0,
                 )
+                if recorder.stop_epoch == done == 0:
+                    return _fit_returned(
+                        trial, model, returned, settings=settings, mode=mode, started=started
+                    )
                 if recorder.stop_epoch == done:
                     raise ConfigError(
                         f"search space {space.path}: hypermodel.fit trained no epoch with the "
@@ -332,6 +242,10 @@ def run_trial(
         _record(trial, recorder, started)
         raise
     _record(trial, recorder, started)
+    trial.set_user_attr("objective_source", "monitor")
+    if recorder.max_epochs != settings.epochs:  # the HyperModel's fit chose its epochs
+        trial.set_user_attr("max_epochs", recorder.max_epochs)
+        trial.set_user_attr("epochs_from_fit", True)
     if recorder.stop_reason == "interrupted":
         raise Interrupted(f"trial {trial.number} interrupted after epoch {recorder.stop_epoch}")
     resume.remove()  # finished, pruned or failed: nothing left to resume
@@ -339,7 +253,7 @@ def run_trial(
         raise TrialFailedError(recorder.failure)
     if recorder.best_epoch is None or recorder.best_score is None:
         raise TrialFailedError(f"monitor {settings.monitor!r} was never a finite number")
-    early = stopper.stopped_epoch > 0 and recorder.stop_epoch < settings.epochs
+    early = stopper.stopped_epoch > 0 and recorder.stop_epoch < recorder.max_epochs
     if recorder.stop_reason == "pruned":
         early = False
     reason = recorder.stop_reason or ("early_stopping" if early else "max_epochs")
@@ -365,6 +279,55 @@ def run_trial(
         resumed_from=done,
         checkpoint=checkpoint,
         history=history_path,
+    )
+
+
+def _fit_returned(
+    trial: Any, model: Any, returned: Any, *, settings: Settings, mode: str, started: float
+) -> TrialResult:
+    """A HyperModel fit that trained no epoch through the callbacks (a custom training
+    loop): the objective is what it returned (KerasTuner's rule), the checkpoint the model
+    as fit left it. best/stop epoch come from a returned History, else are the epochs."""
+    found = objective_from_fit(returned, settings.monitor, mode)
+    if isinstance(found, str) or not math.isfinite(found.value):
+        what = found if isinstance(found, str) else f"returned {settings.monitor}={found.value}"
+        raise TrialFailedError(f"hypermodel.fit trained no epoch through the callbacks and {what}")
+    epochs = int(trial.user_attrs["max_epochs"])
+    stop = found.stop_epoch or epochs
+    best = found.best_epoch or stop
+    checkpoint = Path(trial.user_attrs["trial_dir"]) / "best.keras"
+    with atomic_path(checkpoint) as tmp:
+        model.save(tmp)
+    history = getattr(returned, "history", None)
+    if isinstance(history, dict):
+        rows = [
+            {"epoch": i + 1, **{k: float(v[i]) for k, v in history.items() if i < len(v)}}
+            for i in range(stop)
+        ]
+        write_text_atomic(checkpoint.parent / "history.csv", history_csv(rows))
+    trial.report(found.value, stop)
+    for key, value in {
+        "objective_source": "fit",
+        "duration_s": round(time.monotonic() - started, 3),
+        "best_score": found.value,
+        "best_epoch": best,
+        "stop_epoch": stop,
+        "checkpoint": str(checkpoint),
+        "early_stopped": False,
+        "stop_reason": "max_epochs",
+        "keras_best_epoch": None,
+    }.items():
+        trial.set_user_attr(key, value)
+    return TrialResult(
+        best_score=found.value,
+        best_epoch=best,
+        stop_epoch=stop,
+        early_stopped=False,
+        stop_reason="max_epochs",
+        keras_best_epoch=None,
+        resumed_from=0,
+        checkpoint=checkpoint,
+        history=checkpoint.parent / "history.csv",
     )
 
 

@@ -27,6 +27,7 @@ EXPECTED_COLUMNS = [
     "patience",
     "min_delta",
     "calibration",
+    "objective_source",
     "duration_s",
     "worker",
     "checkpoint",

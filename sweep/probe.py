@@ -1,0 +1,172 @@
+"""The probe: the space checked once, before any trial runs, on a few samples.
+
+It builds the model with KerasTuner's default values, trains it one epoch to see the
+keys Keras logs (the monitor must be one of them) or, for a HyperModel fit with its own
+training loop, what fit returns (the objective); resolves ``mode``; and checks that every
+hyperparameter maps onto an Optuna distribution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from sweep.data import Data, head
+from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, is_fatal
+from sweep.hparams import is_conflict, qualified_name, suggest
+from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
+from sweep.plan import error_text
+from sweep.recorder import missing_monitor_message
+from sweep.space import SearchSpace
+from sweep.trial import build
+
+
+class _LogKeys(keras.callbacks.Callback):  # type: ignore[misc]
+    """Remembers the keys of the last epoch's logs."""
+
+    keys: list[str] | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.keys = sorted(logs or {})
+
+
+def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str] | Any:
+    """The keys Keras logs at the end of an epoch, from one real epoch on a few samples
+    (through the HyperModel's ``fit`` if it has one, which may declare hyperparameters).
+
+    A HyperModel fit that sends no epoch through the callbacks (a custom training loop)
+    gives what it returned instead: its objective, KerasTuner-style.
+    """
+    n = 8
+    x, y = head(data.x_train, n), head(data.y_train, n)
+    val = None if data.x_val is None else (head(data.x_val, n), head(data.y_val, n))
+    if space.fit is None:
+        history = model.fit(x, y, validation_data=val, epochs=1, batch_size=n, verbose=0)
+        return sorted(history.history)
+    catcher = _LogKeys()
+    returned = hypermodel_fit(
+        space, hp, model, x, y, validation_data=val, epochs=1, callbacks=[catcher], verbose=0
+    )
+    return returned if catcher.keys is None else catcher.keys
+
+
+def fit_objective_mode(space: SearchSpace, returned: Any) -> str:
+    """The mode of a trial whose objective is fit's return value; ConfigError if the
+    return value holds none."""
+    monitor = space.settings.monitor
+    mode = space.settings.mode
+    mode = mode if mode in ("min", "max") else fit_direction(monitor)
+    found = objective_from_fit(returned, monitor, mode)
+    if isinstance(found, str):
+        raise ConfigError(
+            f"search space {space.path}: hypermodel.fit(hp, model, x, y, **kwargs) trained no "
+            f"epoch with the callbacks it was given and {found}; pass **kwargs on to "
+            f"model.fit, or return the objective (a float, a dict with {monitor!r}, or a History)"
+        )
+    return mode
+
+
+def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
+    """Resolve ``auto`` exactly as Keras' EarlyStopping does, on a model whose metrics are built."""
+    if mode in ("min", "max"):
+        return mode
+    probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
+    probe.set_model(model)
+    try:
+        probe._set_monitor_op()
+    except ValueError:
+        raise ConfigError(
+            f"{origin}: mode 'auto' cannot tell whether {monitor!r} should go up or down; "
+            "set --mode min or --mode max (or SETTINGS['mode'])"
+        ) from None
+    return "min" if probe.monitor_op is keras.ops.less else "max"
+
+
+@dataclass(frozen=True)
+class Probe:
+    mode: str  # resolved: min or max
+    hyperparameters: list[Any]  # every one seen (the grid sampler needs them)
+    defaults: dict[str, Any]  # the active ones' default values (first_trial = "defaults")
+    objective_source: str = "monitor"  # or "fit": the HyperModel's fit returns the objective
+    notes: tuple[str, ...] = ()  # one line each, shown once when the sweep starts
+
+
+def probe_space(space: SearchSpace, data: Data) -> Probe:
+    """Build the model once with KerasTuner's default values, before any trial runs.
+
+    Checks that ``build_model`` returns a compiled model, trains it for one step on
+    a few samples to see the exact keys Keras logs (the monitor must be one of them),
+    resolves ``mode``, and checks that every hyperparameter seen maps onto an Optuna
+    distribution. Any error here is a configuration error: it would fail every
+    trial.
+    """
+    import keras_tuner
+    import optuna
+
+    hp = keras_tuner.HyperParameters()
+    if space.declared is not None:
+        hp.merge(space.declared)
+    hypermodel = hasattr(space.build_model, "__self__")
+    stage = "hypermodel.build(hp)" if hypermodel else "build_model(hp)"
+    source = "monitor"
+    try:
+        model = build(space, hp)
+        stage = "model.fit on 8 samples" if space.fit is None else "hypermodel.fit(hp, model, ...)"
+        keys = logged_keys(space, hp, model, data)
+        monitor = space.settings.monitor
+        if not isinstance(keys, list):
+            source, mode = "fit", fit_objective_mode(space, keys)
+        elif monitor not in keys:
+            raise MonitorMissingError(
+                f"search space {space.path}: {missing_monitor_message(monitor, keys)}"
+            )
+        else:
+            mode = resolve_mode(
+                model, monitor, space.settings.mode, origin=f"search space {space.path}"
+            )
+    except ConfigError:
+        raise
+    except Exception as exc:
+        if is_fatal(exc):
+            raise FatalTrialError(
+                f"search space {space.path}: {stage} raised {error_text(exc)}"
+            ) from None
+        raise ConfigError(
+            f"search space {space.path}: {stage} raised {error_text(exc)}; fix the file"
+        ) from None
+    finally:
+        keras.backend.clear_session()
+    scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    for h in hp.space:
+        try:
+            try:
+                suggest(scratch.ask(), h)
+            except ValueError as exc:
+                if not is_conflict(exc, h):
+                    raise
+                suggest(scratch.ask(), h, name=qualified_name(h))
+        except ConfigError as exc:
+            raise ConfigError(f"search space {space.path}: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(
+                f"search space {space.path}: hyperparameter {h.name!r} is not a valid Optuna "
+                f"range: {exc}; fix its bounds"
+            ) from None
+    notes = () if source == "monitor" else (fit_source_note(space.settings.monitor, mode),)
+    return Probe(
+        mode=mode,
+        hyperparameters=list(hp.space),
+        defaults=dict(hp.values),
+        objective_source=source,
+        notes=notes,
+    )
+
+
+def fit_source_note(monitor: str, mode: str) -> str:
+    return (
+        "hypermodel.fit trains no epoch through sweep's callbacks (a custom training loop): "
+        f"each trial's objective is what fit returns ({monitor}, {mode}), with no early "
+        "stopping and no resume mid-trial; the checkpoint is the model as fit left it"
+    )
