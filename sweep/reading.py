@@ -104,13 +104,20 @@ def _when(value: Any) -> datetime.datetime | None:
     return _local(value)
 
 
-def _base_views(conn: Any, study_id: int) -> list[TrialView]:
+def _base_views(conn: Any, study_id: int, cache: TrialCache | None = None) -> list[TrialView]:
+    """The study's trials (number, state, times); with a ``cache``, only those that may
+    have changed since: newer than every cached one, or not finished when last read."""
     import sqlalchemy as sa
 
     t = _models().TrialModel.__table__
     query = sa.select(
         t.c.trial_id, t.c.number, t.c.state, t.c.datetime_start, t.c.datetime_complete
     ).where(t.c.study_id == study_id)
+    if cache is not None and cache.finished:
+        changed = [t.c.trial_id > max(cache.finished), t.c.state.notin_(FINISHED)]
+        if cache.unfinished:
+            changed.append(t.c.trial_id.in_(sorted(cache.unfinished)))
+        query = query.where(sa.or_(*changed))
     return [
         TrialView(
             number=int(number),
@@ -196,10 +203,9 @@ def trials(
         return list(study.get_trials(deepcopy=False))
     wanted = set(curves)
     with storage.engine.connect() as conn:
-        views = _base_views(conn, study._study_id)
         known = cache.finished if cache is not None else {}
-        views = [known.get(v._trial_id, v) for v in views]
-        new = {v._trial_id: v for v in views if v._trial_id not in known}
+        new = {v._trial_id: v for v in _base_views(conn, study._study_id, cache)}
+        views = sorted([*known.values(), *new.values()], key=lambda v: v.number)
         cold = cache is None or not known
         everything = cold and len(new) > _CHUNK
         _fill(conn, study._study_id, new, None if everything else list(new), keys)
@@ -209,6 +215,7 @@ def trials(
             by_id[tid].intermediate_values = steps
     if cache is not None:
         cache.finished.update({tid: v for tid, v in new.items() if v.state.name in FINISHED})
+        cache.unfinished = {tid for tid, v in new.items() if v.state.name not in FINISHED}
     return views
 
 
@@ -218,6 +225,7 @@ class TrialCache:
 
     def __init__(self) -> None:
         self.finished: dict[int, TrialView] = {}
+        self.unfinished: set[int] = set()  # trial ids not finished when last read
 
 
 def curves(study: Any, numbers: Iterable[int]) -> dict[int, dict[int, float]]:
