@@ -183,19 +183,39 @@ def _run(
     folder: Path,
     started: float,
 ) -> SweepSummary:
-    both = FanOut(progress, logged)
     space = load_run_space(options, name)
     parallel = options.backend != "loky" or (options.jobs or 1) > 1
     if not parallel and options.threads is not None:
         from sweep.parallel import limit_threads
 
         limit_threads(options.threads)
+    workers = None
+    if options.backend == "loky" and (options.jobs or 1) > 1:  # the parent is worker 0
+        from sweep.together import start_early
+
+        workers = start_early(options.jobs or 1, options.threads, force=options.force_jobs)
+    try:
+        return _prepared(options, progress, logged, name, folder, started, workers, space)
+    except BaseException:
+        if workers is not None:
+            workers.stop()
+        raise
+
+
+def _prepared(
+    options: RunOptions,
+    progress: Progress,
+    logged: PlainProgress,
+    name: str,
+    folder: Path,
+    started: float,
+    workers: Any,
+    space: SearchSpace,
+) -> SweepSummary:
+    both = FanOut(progress, logged)
+    parallel = options.backend != "loky" or (options.jobs or 1) > 1
     data = load_checked_data(space)
     probed = probe(space, data)
-    if options.backend == "loky" and (options.jobs or 1) > 1:  # TensorFlow and data loaded
-        from sweep.parallel import check_machine_holds
-
-        check_machine_holds(options.jobs or 1, force=options.force_jobs)
     mode, grid, target = probed.mode, probed.grid, probed.target
     storage_url = options.storage or default_storage_url(options.results_dir, name)
     study = open_study(
@@ -257,14 +277,21 @@ def _run(
         signals = StopSignals()
         signals.install()
         try:
-            with Relay(folder / "sweep.log", study, progress, progress.relayed):
-                reasons = run_parallel(
-                    plan,
-                    jobs=options.jobs,
-                    backend=options.backend,
-                    scheduler=options.scheduler,
-                    threads=options.threads,
+            if workers is not None:
+                from sweep.together import run_with_parent
+
+                reasons = run_with_parent(
+                    workers, plan, both=both, progress=progress, study=study, space=space, data=data
                 )
+            else:
+                with Relay(folder / "sweep.log", study, progress, progress.relayed):
+                    reasons = run_parallel(
+                        plan,
+                        jobs=options.jobs,
+                        backend=options.backend,
+                        scheduler=options.scheduler,
+                        threads=options.threads,
+                    )
         finally:
             signals.restore()
         stopped_because = "time budget spent" if "time budget spent" in reasons else reasons[0]
