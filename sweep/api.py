@@ -75,6 +75,17 @@ def _timeout(value: Any) -> float | None:
     return float(value)
 
 
+def _gpus(value: Any) -> str | None:
+    """``gpus=[0, 1]`` or ``gpus="0,1"`` or ``gpus="none"``, as ``--gpus`` takes it."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return ",".join(str(v) for v in value)
+    raise ConfigError(f"--gpus: expected a list of GPU numbers or 'none', got {value!r}")
+
+
 def _path(name: str, value: Any) -> Path:
     if not isinstance(value, str | os.PathLike) or not str(value):
         raise ConfigError(f"--{name}: expected a folder path, got {value!r}")
@@ -126,6 +137,9 @@ def _options(space: PathLike | None, functions: Any, settings: dict[str, Any], *
         scheduler=o["scheduler"],
         force_jobs=bool(o["force_jobs"]),
         allow_space_change=bool(o["allow_space_change"]),
+        gpus=_gpus(o["gpus"]),
+        gpus_per_trial=_whole("gpus_per_trial", o["gpus_per_trial"], 1, optional=False) or 1,
+        gpu_memory=None if o["gpu_memory"] is None else str(o["gpu_memory"]),
     )
     return options
 
@@ -163,6 +177,7 @@ def run(
     build_model: Callable[[Any], Any] | None = None,
     load_data: Callable[..., Any] | None = None,
     hypermodel: Any = None,
+    callbacks: Callable[[Any], Any] | None = None,
     trials: int | None = None,
     epochs: int | None = None,
     patience: int | list[int] | None = None,
@@ -177,6 +192,10 @@ def run(
     pruner: str | None = None,
     first_trial: str | None = None,
     data_path: PathLike | None = None,
+    tensorboard: bool | None = None,
+    mlflow: str | None = None,
+    mlflow_artifacts: bool | None = None,
+    executions_per_trial: int | None = None,
     study: str | None = None,
     storage: str | None = None,
     storage_file: PathLike | None = None,
@@ -194,12 +213,17 @@ def run(
     keep_checkpoints: int | None = None,
     force_jobs: bool = False,
     allow_space_change: bool = False,
+    gpus: str | list[int] | None = None,
+    gpus_per_trial: int = 1,
+    gpu_memory: str | None = None,
+    mixed_precision: bool | None = None,
     progress: bool = True,
 ) -> Study:
     """Run (or continue) a sweep, as ``sweep run`` does; return its ``Study``.
 
     ``space`` is a search-space file (or a name in search_spaces/); or give the
-    functions of one (``build_model``/``hypermodel`` and ``load_data``) and a ``study``
+    functions of one (``build_model``/``hypermodel`` and ``load_data``, optionally
+    ``callbacks``: ``callbacks(hp)`` returning extra Keras callbacks) and a ``study``
     name. Settings left None keep the space's own. Ctrl+C (the kernel's interrupt) stops
     at the end of the epoch, leaves the trial resumable, and raises KeyboardInterrupt;
     a second one raises at once. Running the same call again continues the study.
@@ -210,7 +234,12 @@ def run(
     from sweep.study import Study
 
     given = (build_model, load_data, hypermodel)
-    functions = None if all(f is None for f in given) else Functions(*given)
+    functions = None if all(f is None for f in given) else Functions(*given, callbacks)
+    if callbacks is not None and functions is None:
+        raise ConfigError(
+            "sweep.run(): callbacks= goes with build_model=/load_data=, got a space file; "
+            "define callbacks(hp) in the space file instead"
+        )
     settings = {
         "trials": trials,
         "epochs": epochs,
@@ -226,6 +255,11 @@ def run(
         "pruner": pruner,
         "first_trial": first_trial,
         "data_path": data_path,
+        "mixed_precision": mixed_precision,
+        "tensorboard": tensorboard,
+        "mlflow": mlflow,
+        "mlflow_artifacts": mlflow_artifacts,
+        "executions_per_trial": executions_per_trial,
     }
     options = _options(
         space,
@@ -248,6 +282,9 @@ def run(
         keep_checkpoints=keep_checkpoints,
         force_jobs=force_jobs,
         allow_space_change=allow_space_change,
+        gpus=gpus,
+        gpus_per_trial=gpus_per_trial,
+        gpu_memory=gpu_memory,
     )
     try:
         with _progress(progress) as shown:

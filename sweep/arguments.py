@@ -128,11 +128,28 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
     ),
     ("--data-path", "data_path", _path, "a local data file, passed to load_data(data_path=...)"),
     (
+        "--executions-per-trial",
+        "executions_per_trial",
+        _int(1),
+        "train each trial N times; its score is the mean of their best scores",
+    ),
+    (
         "--max-retries-per-trial",
         "max_retries_per_trial",
         _int(0),
         "rerun a trial that raises from scratch up to N times (KerasTuner's; default 0)",
     ),
+    (
+        "--mlflow",
+        "mlflow",
+        str,
+        "log the study and each trial to this MLflow tracking URI (http://... or sqlite:///...)",
+    ),
+]
+# Settings switched on by a flag alone: (flag, settings field, help)
+SETTING_SWITCHES: list[tuple[str, str, str]] = [
+    ("--tensorboard", "tensorboard", "write results/<study>/tensorboard/ (HParams included)"),
+    ("--mlflow-artifacts", "mlflow_artifacts", "log each trial's best checkpoint to MLflow"),
 ]
 
 
@@ -178,6 +195,37 @@ def _parallel_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _gpu_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--gpus",
+        default=None,
+        metavar="LIST|none",
+        help="GPUs to use, e.g. 0,1 (TensorFlow's numbers), or none for CPU only "
+        "(default: every GPU listed; workers take them round-robin)",
+    )
+    p.add_argument(
+        "--gpus-per-trial",
+        type=_int(1),
+        default=1,
+        metavar="K",
+        help="GPUs each trial spans, under tf.distribute.MirroredStrategy (default 1)",
+    )
+    p.add_argument(
+        "--gpu-memory",
+        default=None,
+        metavar="SIZE",
+        help="cap each worker's memory on each of its GPUs, e.g. 10GB (default: memory growth)",
+    )
+    p.add_argument(
+        "--mixed-precision",
+        dest="set_mixed_precision",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Keras' mixed_float16 policy in every trial (setting mixed_precision)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="sweep",
@@ -197,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for flag, dest, parse, help_text in SETTING_FLAGS:
         run.add_argument(flag, dest=f"set_{dest}", type=parse, default=None, help=help_text)
+    for flag, dest, help_text in SETTING_SWITCHES:
+        run.add_argument(
+            flag, dest=f"set_{dest}", action="store_const", const=True, default=None, help=help_text
+        )
     run.add_argument(
         "--calibrate",
         type=_int(0),
@@ -235,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep best.keras of the K best trials only (default: all)",
     )
     _parallel_args(run)
+    _gpu_args(run)
     run.add_argument(
         "--backend",
         choices=("loky", "dask"),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sweep.arguments import SETTING_FLAGS, build_parser
+from sweep.arguments import SETTING_FLAGS, SETTING_SWITCHES, build_parser
 from sweep.durations import format_duration
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.interrupts import process_owned
@@ -34,11 +34,14 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.driver import RunOptions, run_sweep
     from sweep.progress import PlainProgress
 
+    dests = [flag[1] for flag in SETTING_FLAGS] + [switch[1] for switch in SETTING_SWITCHES]
     overrides = {
         dest: getattr(args, f"set_{dest}")
-        for _, dest, _, _ in SETTING_FLAGS
+        for dest in dests
         if getattr(args, f"set_{dest}") is not None
     }
+    if args.set_mixed_precision:
+        overrides["mixed_precision"] = True
     options = RunOptions(
         space=args.space,
         overrides=overrides,
@@ -58,6 +61,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         scheduler=args.scheduler,
         artifacts_dir=args.artifacts,
         force_jobs=args.force_jobs,
+        gpus=args.gpus,
+        gpus_per_trial=args.gpus_per_trial,
+        gpu_memory=args.gpu_memory,
     )
     if out.isatty() and not args.plain:
         from sweep.live import LiveProgress
@@ -262,11 +268,19 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             f"{b['best_epoch']} ({params})\n"
         )
     for r in s.running:
-        out.write(f"running: trial {r['trial']}, epoch {r['stop_epoch'] or 0}/{r['max_epochs']}\n")
+        on = f" on {r['device']}" if r.get("device") else ""
+        out.write(
+            f"running: trial {r['trial']}, epoch {r['stop_epoch'] or 0}/{r['max_epochs']}{on}\n"
+        )
     for r in s.interrupted:
         out.write(
             f"interrupted: trial {r['trial']} at epoch {r['stop_epoch'] or 0}/{r['max_epochs']}; "
             "its process is gone, the next sweep run resumes it\n"
+        )
+    for r in s.resume_notes:
+        out.write(
+            f"resumed: trial {r['trial']} from epoch {r['resumed_from']}, not exactly: "
+            f"{r['resume_note']}\n"
         )
     return 0
 

@@ -58,6 +58,10 @@ def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
     curves = []
     for t in found:
         attrs = t.user_attrs
+        if int(attrs.get("executions", 1)) > 1:  # its execution_<e> attrs, read whole
+            whole = study._storage.get_trial(t._trial_id).user_attrs
+            curves.extend(execution_curves(t.number, whole))
+            continue
         steps = steps_of.get(t.number, {})
         values = [float(steps.get(e, math.nan)) for e in range(1, int(attrs["stop_epoch"]) + 1)]
         best = attrs.get("best_score")
@@ -69,6 +73,27 @@ def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
                 recorded_best=math.nan if best is None else float(best),
             )
         )
+    return curves
+
+
+def execution_curves(number: int, attrs: dict[str, Any]) -> list[Curve]:
+    """One curve per execution of a trial trained ``executions_per_trial`` times (each
+    execution's values, as it recorded them in its ``execution_<e>`` attr)."""
+    curves = []
+    for e in range(int(attrs["executions"])):
+        ex = attrs.get(f"execution_{e}") or {}
+        steps, best = ex.get("curve") or {}, ex.get("best_score")
+        stop = int(ex.get("stop_epoch") or 0)
+        values = [float(steps.get(str(k), math.nan)) for k in range(1, stop + 1)]
+        if values:
+            curves.append(
+                Curve(
+                    trial=number,
+                    values=values,
+                    max_epochs=int(attrs["max_epochs"]),
+                    recorded_best=math.nan if best is None else float(best),
+                )
+            )
     return curves
 
 

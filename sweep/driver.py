@@ -3,11 +3,24 @@ it), then run trials in this process or in N workers, and summarise."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweep.devices import (
+    HIDDEN,
+    DevicePlan,
+    ParentGpus,
+    WorkerDevices,
+    discover_gpus,
+    parse_gpus,
+    parse_memory,
+    plan_devices,
+    take,
+)
+from sweep.devices import current as current_devices
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.fingerprint import FINGERPRINT_ATTR, RerunCheck, space_fingerprint
 from sweep.interrupts import StopSignals
@@ -57,6 +70,9 @@ class RunOptions:
     scheduler: str | None = None
     functions: Functions | None = None  # instead of ``space``: sweep.run(build_model=...)
     force_jobs: bool = False  # start --jobs workers even if the machine can't hold them
+    gpus: str | None = None  # --gpus 0,1 or none (default: every GPU listed)
+    gpus_per_trial: int = 1
+    gpu_memory: str | None = None  # --gpu-memory 10GB: a cap per worker on each of its GPUs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,16 +98,27 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     progress = progress or NullProgress()
     name = study_name(options)
     folder = writable_study_dir(options.results_dir, name)
-    import_tensorflow_quietly()
+    devices = run_devices(options)
+    parent = ParentGpus()
+    parent.set(HIDDEN if is_parallel(options) else devices.workers[0].visible)
+    take(devices.workers[0] if not is_parallel(options) else WorkerDevices(), set_env=False)
+    import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
+    from sweep.train.gpu import configure_process
+
+    configure_process(current_devices())
     quiet_optuna()
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         logged = PlainProgress(log, epochs=True)
         try:
-            summary = _run(options, progress, logged, name, folder, started)
+            if devices.warning:
+                FanOut(progress, logged).message(f"warning: {devices.warning}")
+            summary = _run(options, progress, logged, name, folder, started, devices, parent)
         except (SweepError, KeyboardInterrupt) as exc:
             why = str(exc) if isinstance(exc, SweepError) else "interrupted"
             logged.message(f"sweep stopped: {redact_text(why, options.storage or '')}")
             raise
+        finally:
+            parent.restore()  # the caller's own CUDA_VISIBLE_DEVICES back
         ended = f"sweep ended: {summary.finished}/{summary.target} trials finished"
         ended += f" ({summary.stopped_because})"
         if summary.best:
@@ -99,6 +126,26 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
             ended += f"; best: trial {best['trial']} {best['monitor']}={best['best_score']:.6g}"
         logged.message(ended)
         return summary
+
+
+def is_parallel(options: RunOptions) -> bool:
+    return options.backend != "loky" or (options.jobs or 1) > 1
+
+
+def run_devices(options: RunOptions) -> DevicePlan:
+    """Each worker's devices (checked before TensorFlow is imported, so errors are quick)."""
+    if options.gpus_per_trial < 1:
+        raise ConfigError(
+            f"--gpus-per-trial: expected a whole number >= 1, got {options.gpus_per_trial}"
+        )
+    listed = [] if parse_gpus(options.gpus) == "none" else discover_gpus()
+    return plan_devices(
+        options.gpus,
+        per_trial=options.gpus_per_trial,
+        memory_mb=parse_memory(options.gpu_memory),
+        listed=listed,
+        env=os.environ,
+    )
 
 
 def study_name(options: RunOptions) -> str:
@@ -125,6 +172,7 @@ def load_run_space(options: RunOptions, name: str) -> SearchSpace:
         load_data=f.load_data,
         hypermodel=f.hypermodel,
         settings=options.overrides,
+        callbacks=f.callbacks,
     )
 
 
@@ -182,9 +230,14 @@ def _run(
     name: str,
     folder: Path,
     started: float,
+    devices: DevicePlan,
+    parent: ParentGpus,
 ) -> SweepSummary:
     space = load_run_space(options, name)
-    parallel = options.backend != "loky" or (options.jobs or 1) > 1
+    from sweep.tracking import check_installed
+
+    check_installed(tensorboard=space.settings.tensorboard, mlflow=space.settings.mlflow)
+    parallel = is_parallel(options)
     if not parallel and options.threads is not None:
         from sweep.parallel import limit_threads
 
@@ -195,7 +248,9 @@ def _run(
 
         workers = start_early(options.jobs or 1, options.threads, force=options.force_jobs)
     try:
-        return _prepared(options, progress, logged, name, folder, started, workers, space)
+        return _prepared(
+            options, progress, logged, name, folder, started, devices, parent, workers, space
+        )
     except BaseException:
         if workers is not None:
             workers.stop()
@@ -209,11 +264,13 @@ def _prepared(
     name: str,
     folder: Path,
     started: float,
+    devices: DevicePlan,
+    parent: ParentGpus,
     workers: Any,
     space: SearchSpace,
 ) -> SweepSummary:
     both = FanOut(progress, logged)
-    parallel = options.backend != "loky" or (options.jobs or 1) > 1
+    parallel = is_parallel(options)
     data = load_checked_data(space)
     probed = probe(space, data)
     mode, grid, target = probed.mode, probed.grid, probed.target
@@ -245,10 +302,17 @@ def _prepared(
         functions=functions,
         from_functions=functions is not None,
         allow_space_change=options.allow_space_change,
+        devices=devices,
     )
     refuse_unresumable(study, space, plan)  # before anything is written to the study
     study.set_user_attr(PLAN_ATTR, plan.to_json())  # for `sweep worker` on other machines
     study.set_user_attr(FINGERPRINT_ATTR, space_fingerprint(space))
+    study_run = None
+    if space.settings.mlflow is not None:  # the study's MLflow run, before any worker starts
+        from sweep.mlflow_tracking import MlflowTracker
+
+        study_run = MlflowTracker(space.settings.mlflow, study=study, warn=both.message)
+        study_run.start_study()
     table = folder / "trials.csv"
     done = finished(study)
     both.sweep_started(
@@ -276,6 +340,7 @@ def _prepared(
         # Ctrl+C exits at once, everywhere).
         signals = StopSignals()
         signals.install()
+        parent.restore()  # the probe ran with GPUs hidden; workers take their own
         try:
             if workers is not None:
                 from sweep.together import run_with_parent
@@ -301,6 +366,8 @@ def _prepared(
         with start_up_frozen():
             stopped_because = work(plan, both, space=space, data=data)
     write_table(study, table)
+    if study_run is not None and stopped_because == "target reached":
+        study_run.end_study()
     rows = table_rows(study)
     from sweep.export import best_on_test
 
@@ -340,6 +407,9 @@ def join_sweep(
 
     check_study_name(study)
     import_tensorflow_quietly()
+    from sweep.train.gpu import configure_process
+
+    configure_process(current_devices())  # memory growth where this process trains
     quiet_optuna()
     if jobs > 1:
         from sweep.parallel import check_machine_holds
@@ -350,6 +420,10 @@ def join_sweep(
     plan = load_plan(opened, storage=storage, artifacts=artifacts)
     folder = writable_study_dir(results_dir, study)
     plan = replace(plan, results=str(folder.resolve()))  # this machine's log and table
+    listed = discover_gpus()  # this machine's GPUs, one per worker round-robin
+    plan = replace(
+        plan, devices=plan_devices(None, per_trial=1, memory_mb=None, listed=listed, env=os.environ)
+    )
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         both = FanOut(progress, PlainProgress(log, epochs=True))
         both.message(

@@ -19,28 +19,48 @@ No TensorFlow here.
 from __future__ import annotations
 
 import hashlib
+import inspect
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from sweep.errors import ConfigError
 from sweep.hypermodel import fit_kwargs
-from sweep.space import SearchSpace, Settings
+from sweep.space import FUNCTIONS_PATH, SearchSpace, Settings
 
 FINGERPRINT_ATTR = "space_fingerprint"
 SPACE_CHANGED_ATTR = "space_changed"
 # Settings about the sweep as a whole, not one trial: a rerun may change them freely
 # (more --trials, another sampler or pruner for the trials still to come).
-SWEEP_LEVEL = frozenset({"trials", "sampler", "pruner", "first_trial"})
+SWEEP_LEVEL = frozenset(
+    {"trials", "sampler", "pruner", "first_trial", "tensorboard", "mlflow", "mlflow_artifacts"}
+)
 
 
 class ResumeRefused(ConfigError):
     """A rerun that may not resume an interrupted trial; nothing was changed."""
 
 
+def _source_digest(space: SearchSpace) -> str:
+    """sha256 of the space file, or of the functions' source for ``sweep.run(build_model=...)``
+    (a function whose source can't be read counts by its qualified name)."""
+    if space.path != FUNCTIONS_PATH:
+        return hashlib.sha256(space.path.read_bytes()).hexdigest()
+    digest = hashlib.sha256()
+    for function in (space.build_model, space.load_data, space.fit, space.callbacks):
+        if function is None:
+            continue
+        try:
+            text = inspect.getsource(function)
+        except (OSError, TypeError):
+            text = getattr(function, "__qualname__", repr(type(function)))
+        digest.update(text.encode("utf-8"))
+    return digest.hexdigest()
+
+
 def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
     """The space's source hash and effective per-trial settings (JSON-ready)."""
-    source = hashlib.sha256(space.path.read_bytes()).hexdigest()
+    source = _source_digest(space)
     settings = {
         f.name: getattr(space.settings, f.name)
         for f in fields(Settings)

@@ -45,11 +45,6 @@ def _executions(value: Any, origin: str) -> None:
         raise ConfigError(
             f"{origin}: setting 'executions_per_trial' expected a whole number >= 1, got {value!r}"
         )
-    if value > 1:
-        raise ConfigError(
-            f"{origin}: executions_per_trial={value}: sweep trains each trial once for now "
-            "(averaging several executions comes in a later release); set it to 1"
-        )
 
 
 def translate_settings(raw: Mapping[str, Any], *, origin: str) -> dict[str, Any]:
@@ -73,6 +68,7 @@ def translate_settings(raw: Mapping[str, Any], *, origin: str) -> dict[str, Any]
             out["trials"] = value
         elif name == "executions_per_trial":
             _executions(value, origin)
+            out[name] = value
         else:
             out[name] = value
     return out
@@ -96,7 +92,10 @@ def _tuner_settings(tuner: Any, origin: str) -> dict[str, Any]:
         settings.update(_objective(objective, origin))
     if getattr(oracle, "max_trials", None) is not None:
         settings["trials"] = int(oracle.max_trials)
-    _executions(getattr(tuner, "executions_per_trial", 1), origin)
+    executions = getattr(tuner, "executions_per_trial", 1)
+    _executions(executions, origin)
+    if executions > 1:
+        settings["executions_per_trial"] = executions
     retries = int(getattr(oracle, "max_retries_per_trial", 0) or 0)
     if retries:
         settings["max_retries_per_trial"] = retries

@@ -103,16 +103,23 @@ def start_up_frozen() -> Iterator[None]:
 
 def worker_entry(plan: Plan, index: int, threads: int) -> str:
     """What each worker process runs: load once, then trials until the study is done."""
+    from sweep.devices import current, take
     from sweep.interrupts import process_owned
     from sweep.progress import PlainProgress
     from sweep.session import work
     from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
 
+    warning = take(plan.devices.for_worker(index))  # before TensorFlow is imported
     import_tensorflow_quietly()
+    from sweep.train.gpu import configure_process
+
+    configure_process(current())
     limit_threads(threads)
     quiet_optuna()
     with (Path(plan.results) / "sweep.log").open("a", encoding="utf-8") as log:
         progress = PlainProgress(log, epochs=True, prefix=f"[w{index}] ")
+        if warning:
+            progress.message(f"warning: {warning}")
         with start_up_frozen(), process_owned():  # a worker process is sweep's own
             return work(plan, progress, index=index)
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sweep.devices import DevicePlan
 from sweep.errors import ConfigError, SweepError
 from sweep.space import SearchSpace, load_space
 from sweep.storage import check_study_name, open_storage
@@ -49,11 +50,14 @@ class Plan:
     functions: bytes | None = None
     from_functions: bool = False
     allow_space_change: bool = False  # resume trials interrupted under another space
+    # each worker's GPUs (this machine's: not stored on the study; `sweep worker` finds its own)
+    devices: DevicePlan = field(default_factory=DevicePlan)
 
     def to_json(self) -> str:
         raw = asdict(self)
         raw.pop("storage")  # a password must not end up in the storage itself
         raw.pop("functions")
+        raw.pop("devices")
         return json.dumps(raw)
 
     @classmethod
@@ -198,7 +202,7 @@ def pickle_functions(space: SearchSpace) -> bytes:
     """A function space's functions for the workers: by value, as joblib's loky would."""
     import cloudpickle
 
-    parts = (space.name, space.build_model, space.fit, space.load_data)
+    parts = (space.name, space.build_model, space.fit, space.load_data, space.callbacks)
     blob: bytes = cloudpickle.dumps(parts)
     return blob
 
@@ -217,8 +221,11 @@ def load_space_for(plan: Plan) -> SearchSpace:
 
         from sweep.space import functions_space
 
-        name, build_model, fit, load_data = pickle.loads(plan.functions)
-        return functions_space(name, build_model, fit, load_data, overrides=plan.overrides)
+        name, build_model, fit, load_data, *rest = pickle.loads(plan.functions)
+        callbacks = rest[0] if rest else None
+        return functions_space(
+            name, build_model, fit, load_data, overrides=plan.overrides, callbacks=callbacks
+        )
     if plan.from_functions:
         raise ConfigError(
             f"study {plan.study!r} was made by sweep.run(build_model=..., load_data=...): "

@@ -20,6 +20,7 @@ from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
 from sweep.plan import error_text
 from sweep.recorder import missing_monitor_message
 from sweep.space import SearchSpace
+from sweep.train.callbacks import build_user_callbacks
 from sweep.trial import build
 
 
@@ -113,6 +114,8 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     source = "monitor"
     try:
         model = build(space, hp)
+        stage = "callbacks(hp)"
+        build_user_callbacks(space.callbacks, hp, f"search space {space.path}")
         stage = "model.fit on 8 samples" if space.fit is None else "hypermodel.fit(hp, model, ...)"
         keys = logged_keys(space, hp, model, data)
         monitor = space.settings.monitor

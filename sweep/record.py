@@ -46,6 +46,12 @@ class TrialRecord:
     mode: str | None = None
     resumed_from: int = 0  # epochs done before the last process took the trial over
     keras_best_epoch: int | None = None  # EarlyStopping's own best_epoch (honours min_delta)
+    device: str = ""  # what it trained on: GPU:1, GPU:0,1, CPU (this process's devices)
+    mlflow_run_id: str = ""  # the trial's MLflow run (--mlflow), continued on resume
+    resume_note: str = ""  # what a resume could not carry over (a callback's state), if any
+    executions: int = 1  # executions_per_trial: best_score is the mean of their best scores
+    best_execution: int | None = None  # the execution whose model is the checkpoint
+    best_execution_score: float | None = None  # that execution's own best score
 
 
 def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
@@ -83,4 +89,10 @@ def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
         mode=attrs.get("mode"),
         resumed_from=int(attrs.get("resumed_from", 0)),
         keras_best_epoch=_int(attrs.get("keras_best_epoch")),
+        device=str(attrs.get("device", "")),
+        mlflow_run_id=str(attrs.get("mlflow_run_id", "")),
+        resume_note=str(attrs.get("resume_note", "")),
+        executions=int(attrs.get("executions", 1)),
+        best_execution=_int(attrs.get("best_execution")),
+        best_execution_score=_float(attrs.get("best_execution_score")),
     )

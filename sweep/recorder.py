@@ -9,8 +9,8 @@ writes ``history.csv``, reports the monitored value to Optuna, fails fast on a
 missing monitor or a NaN loss, and stops at the epoch boundary when asked to
 (time budget, Ctrl+C).
 
-It must come after EarlyStopping in the callback list, so that the resume point
-holds EarlyStopping's counters for the same epoch.
+It must come last in the callback list (after EarlyStopping and the user's callbacks),
+so that the resume point holds their counters for the same epoch.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from sweep.atomic import write_text_atomic
 from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
 from sweep.resume import ResumableEarlyStopping, ResumeDir, ResumeState
+from sweep.tracking import Tracker
+from sweep.train.callbacks import CallbackStates
 
 
 def history_csv(rows: list[dict[str, float]]) -> str:
@@ -67,6 +69,8 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         on_epoch: Callable[[EpochEvent], None] | None = None,
         stop_request: Callable[[], str | None] | None = None,
         should_prune: Callable[[], bool] | None = None,
+        tracker: Tracker | None = None,
+        user_callbacks: CallbackStates | None = None,
     ) -> None:
         super().__init__()
         if mode not in ("min", "max"):
@@ -82,6 +86,9 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.on_epoch = on_epoch
         self.stop_request = stop_request
         self.should_prune = should_prune
+        self.tracker = tracker
+        self.user_callbacks = user_callbacks
+        self._callback_states: list[Any] | None = None  # to hand back at on_train_begin
         self.history: list[dict[str, float]] = []
         self.best_score: float | None = None
         self.best_epoch: int | None = None  # 1-based
@@ -93,6 +100,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.history = [dict(row) for row in state.history]
         self.best_score = state.best_score
         self.best_epoch = state.best_epoch
+        self._callback_states = state.callbacks
         write_text_atomic(self.history_path, history_csv(self.history))
 
     @property
@@ -115,6 +123,9 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         epochs = (self.params or {}).get("epochs")
         if isinstance(epochs, int) and epochs > 0:  # a HyperModel's fit may choose its epochs
             self.max_epochs = epochs
+        # last in the list: every user callback has reset itself by now
+        if self.user_callbacks is not None:
+            self.user_callbacks.restore(self._callback_states)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = dict(logs or {})
@@ -136,8 +147,11 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             best_epoch=self.best_epoch,
             stopper=self.stopper.snapshot(),
             improved=improved,
+            callbacks=None if self.user_callbacks is None else self.user_callbacks.snapshot(),
         )
         write_text_atomic(self.history_path, history_csv(self.history))
+        if self.tracker is not None:  # after the resume point: a resumed trial fills in
+            self.tracker.epoch_ended(self.trial_number, number, row)
         if self.report is not None and math.isfinite(value):
             self.report(value, number)
         loss = row.get("loss", 0.0)

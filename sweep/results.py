@@ -11,7 +11,7 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ FIXED_AFTER = [
     "monitor",
     "mode",
     "best_score",
+    "best_execution",
+    "best_execution_score",
     "best_epoch",
     "stop_epoch",
     "max_epochs",
@@ -33,13 +35,22 @@ FIXED_AFTER = [
     "objective_source",
     "duration_s",
     "worker",
+    "device",
     "checkpoint",
+    "resumed_from",
+    "resume_note",
     "space_changed",
     "error",
 ]
 # The user attrs table, status, compare and report read (not the space fingerprint,
 # the largest): a column named as its attr comes along by being in FIXED_AFTER.
-READ_KEYS = frozenset(FIXED_AFTER) | {"owner", "trial_dir", "baseline", "start_from_epoch"}
+READ_KEYS = frozenset(FIXED_AFTER) | {
+    "owner",
+    "trial_dir",
+    "baseline",
+    "start_from_epoch",
+    "executions",
+}
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running"}
 _STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4}
 FORMATS = ("table", "csv", "json", "markdown")
@@ -66,6 +77,8 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
         monitor=attrs.get("monitor"),
         mode=attrs.get("mode"),
         best_score=attrs.get("best_score"),
+        best_execution=attrs.get("best_execution"),
+        best_execution_score=attrs.get("best_execution_score"),
         best_epoch=attrs.get("best_epoch"),
         stop_epoch=attrs.get("stop_epoch"),
         max_epochs=attrs.get("max_epochs"),
@@ -77,7 +90,10 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
         objective_source=attrs.get("objective_source", "monitor"),
         duration_s=duration,
         worker=attrs.get("worker", ""),
+        device=attrs.get("device", ""),
         checkpoint=checkpoint if checkpoint and Path(checkpoint).is_file() else "",
+        resumed_from=attrs.get("resumed_from", 0),
+        resume_note=attrs.get("resume_note", ""),
         space_changed=bool(attrs.get("space_changed", False)),
         error=attrs.get("error", ""),
     )
@@ -234,6 +250,7 @@ class Status:
     running: list[dict[str, Any]]
     interrupted: list[dict[str, Any]]  # running trials whose process is gone
     spent_s: float
+    resume_notes: list[dict[str, Any]] = field(default_factory=list)  # resumes not exact
 
 
 def status(study: Any, *, folder: Path | None = None) -> Status:
@@ -264,4 +281,5 @@ def status(study: Any, *, folder: Path | None = None) -> Status:
         running=[r for r in rows if r["state"] == "running" and r["trial"] not in gone],
         interrupted=[r for r in rows if r["trial"] in gone],
         spent_s=spent,
+        resume_notes=[r for r in rows if r.get("resume_note")],
     )

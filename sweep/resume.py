@@ -52,6 +52,8 @@ class ResumeState:
     stopper: StopperState
     variables: str
     pending_best: str | None
+    # the user's callbacks' states (sweep.train.callbacks), one per callback, None: no state
+    callbacks: list[Any] | None = None
 
     def to_json(self) -> str:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}  # no deep copy of history
@@ -138,6 +140,7 @@ class ResumeDir:
         best_epoch: int | None,
         stopper: StopperState,
         improved: bool,
+        callbacks: list[Any] | None = None,
     ) -> None:
         """Steps 1-4 above, at the end of epoch ``epochs_done``."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -156,6 +159,7 @@ class ResumeDir:
             stopper=stopper,
             variables=variables,
             pending_best=pending,
+            callbacks=callbacks,
         )
         write_text_atomic(self.folder / STATE, state.to_json())
         self._finish(state)

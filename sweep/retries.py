@@ -34,14 +34,14 @@ def run_with_retries(
     on_retry: Callable[[str], None],
     **kwargs: Any,
 ) -> Any:
-    """``run_trial(trial, **kwargs)``, rerun from scratch after an exception, ``retries``
-    times at most; the last exception is raised."""
-    from sweep.trial import run_trial
+    """``train_trial(trial, **kwargs)`` (``run_trial`` once per execution), rerun from
+    scratch after an exception, ``retries`` times at most; the last exception is raised."""
+    from sweep.train.executions import train_trial
 
     attempt = 0
     while True:
         try:
-            return run_trial(trial, **kwargs)
+            return train_trial(trial, **kwargs)
         except Exception as exc:
             if attempt >= retries or not retryable(exc):
                 raise

@@ -39,6 +39,7 @@ from sweep.results import TableCache, write_table
 from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
 from sweep.storage import open_storage
+from sweep.tracking import Tracker, make_trackers
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 WAIT = "wait"
@@ -76,6 +77,7 @@ class Session:
     signals: StopSignals
     failures_in_a_row: int = 0
     rows: TableCache = field(default_factory=TableCache)  # finished trials' table rows
+    tracker: Tracker | None = None  # --tensorboard, --mlflow (sweep.tracking)
 
     @property
     def table(self) -> Path:
@@ -180,6 +182,7 @@ class Session:
                 stop_request=self.stop_request,
                 calibration=trial.number < plan.calibrate,
                 on_message=self.progress.message,
+                tracker=self.tracker,
             )
         except Interrupted:
             write_table(self.study, self.table, self.rows)  # the trial stays RUNNING: resumable
@@ -213,6 +216,10 @@ class Session:
 
             self.rows.forget(prune_checkpoints(self.study, plan.keep_checkpoints))
         write_table(self.study, self.table, self.rows)
+        if self.tracker is not None:
+            from sweep.record import from_trial
+
+            self.tracker.trial_ended(from_trial(self.study._storage.get_trial(trial._trial_id)))
         attrs = trial.user_attrs
         self.progress.trial_ended(
             TrialEvent(
@@ -276,6 +283,16 @@ def work(
         signals = StopSignals()
         signals.install()
         stack.callback(signals.restore)
+        settings = space.settings
+        tracker = make_trackers(
+            tensorboard=settings.tensorboard,
+            mlflow=settings.mlflow,
+            mlflow_artifacts=settings.mlflow_artifacts,
+            results=Path(plan.results),
+            study=study,
+            warn=progress.message,
+        )
+        stack.callback(tracker.close)
         session = Session(
             plan=plan,
             space=space,
@@ -284,6 +301,7 @@ def work(
             worker=worker,
             progress=progress,
             signals=signals,
+            tracker=tracker or None,
         )
         with disk_full_stops(Path(plan.results)):  # asking a trial, writing the table
             return session.loop()

@@ -14,6 +14,7 @@ import inspect
 import math
 import sys
 import traceback
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,6 +53,11 @@ class Settings:
     pruner: str = "none"  # Optuna's pruners, checked at each epoch end (see sweep.pruning)
     first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
+    mixed_precision: bool = False  # Keras' mixed_float16 policy in every trial
+    tensorboard: bool = False  # results/<study>/tensorboard/ (see sweep.train.tensorboard)
+    mlflow: str | None = None  # an MLflow tracking URI (see sweep.mlflow_tracking)
+    mlflow_artifacts: bool = False  # log each trial's best checkpoint to its MLflow run
+    executions_per_trial: int = 1  # KerasTuner's name: train each trial N times, score the mean
     max_retries_per_trial: int = 0  # KerasTuner's: a trial that raises is rerun from scratch
 
     def replace(self, **changes: Any) -> Settings:
@@ -72,6 +78,7 @@ class SearchSpace:
     fit: Callable[..., Any] | None = None  # a HyperModel's own fit(hp, model, x, y, **kwargs)
     takes_data_path: bool = False  # load_data(data_path=...)
     explicit: frozenset[str] = frozenset()  # settings given in SETTINGS or on the command line
+    callbacks: Callable[[Any], Any] | None = None  # callbacks(hp): the user's extra callbacks
     declared: Any = None  # a keras_tuner.HyperParameters declared up front (a static space)
     notes: tuple[str, ...] = ()  # one line each, shown once when the sweep starts
 
@@ -141,9 +148,11 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
             _check(path, name, value, ok, "a file path or None", origin)
             value = None if value is None else str(value)
+        elif name == "mixed_precision":
+            _check(path, name, value, isinstance(value, bool), "True or False", origin)
         elif name == "max_retries_per_trial":
             _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
-        elif name in ("epochs", "batch_size", "trials"):
+        elif name in ("epochs", "batch_size", "trials", "executions_per_trial"):
             _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
         elif name == "patience":
             items = list(value) if isinstance(value, list | tuple) else [value]
@@ -170,10 +179,26 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             value = floats if isinstance(value, list | tuple) else floats[0]
         elif name == "baseline":
             _check(path, name, value, value is None or is_num, "a number or None", origin)
+        elif name in ("tensorboard", "mlflow_artifacts"):
+            _check(path, name, value, isinstance(value, bool), "True or False", origin)
+        elif name == "mlflow":
+            ok = value is None or (isinstance(value, str) and bool(value.strip()))
+            _check(path, name, value, ok, "an MLflow tracking URI or None", origin)
         if name == "validation_split" or (name == "baseline" and value is not None):
             value = float(value)
         out[name] = value
     return out
+
+
+def _check_executions(values: Mapping[str, Any], *, path: Path, origin: str) -> None:
+    """Pruning judges one curve per trial: with several executions it is refused."""
+    count, pruner = values.get("executions_per_trial", 1), values.get("pruner", "none")
+    if count > 1 and pruner != "none":
+        raise ConfigError(
+            f"{origin}: executions_per_trial={count} with pruner {pruner!r}: a pruner judges "
+            "one curve per trial, expected pruner 'none'; drop --pruner or set "
+            "--executions-per-trial 1"
+        )
 
 
 def _import_file(path: Path) -> Any:
@@ -228,9 +253,11 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
             f"{origin}: expected SETTINGS to be a dict, got {type(raw).__name__}; "
             "write SETTINGS = {'monitor': 'val_loss', ...}"
         )
+    callbacks = _callbacks_entry(getattr(module, "callbacks", None), origin)
     values = {} if tuner is None else validate_settings(tuner.settings, path=path, origin=origin)
     values.update(validate_settings(raw, path=path, origin=origin))
     values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
+    _check_executions(values, path=path, origin=origin)
     takes_path = "data_path" in inspect.signature(load_data).parameters
     if values.get("data_path") is not None and not takes_path:
         raise ConfigError(
@@ -248,6 +275,20 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
         explicit=frozenset(values),
         declared=declared,
         notes=() if tuner is None else (tuner.note,),
+        callbacks=callbacks,
+    )
+
+
+def _callbacks_entry(value: Any, origin: str) -> Callable[[Any], Any] | None:
+    """The space's optional ``callbacks(hp)``, checked to be a function."""
+    if value is None or isinstance(value, types.ModuleType):  # from keras import callbacks
+        return None
+    if callable(value):
+        factory: Callable[[Any], Any] = value
+        return factory
+    raise ConfigError(
+        f"{origin}: expected callbacks to be a function callbacks(hp) returning a list of "
+        f"Keras callbacks, got {type(value).__name__}; define def callbacks(hp): return [...]"
     )
 
 
@@ -258,6 +299,7 @@ class Functions:
     build_model: Callable[[Any], Any] | None = None
     load_data: Callable[..., Any] | None = None
     hypermodel: Any = None
+    callbacks: Callable[[Any], Any] | None = None
 
 
 FUNCTIONS_PATH = Path("<functions>")  # what messages call a space given as functions
@@ -271,11 +313,10 @@ def space_from_functions(
     load_data: Callable[..., Any] | None,
     hypermodel: Any = None,
     settings: Mapping[str, Any] | None = None,
+    callbacks: Callable[[Any], Any] | None = None,
 ) -> SearchSpace:
     """A search space from functions (``sweep.run(build_model=..., load_data=...)``): the
     same checks as a file's, its settings given as keyword arguments."""
-    import types
-
     if not callable(load_data):
         raise ConfigError(
             f"{_ORIGIN}: expected load_data= a function returning (x, y) or "
@@ -292,7 +333,8 @@ def space_from_functions(
     if hypermodel is not None:
         module.hypermodel = hypermodel
     build, fit = model_entry(module, _ORIGIN)
-    return functions_space(name, build, fit, load_data, overrides=settings)
+    checked = _callbacks_entry(callbacks, _ORIGIN)
+    return functions_space(name, build, fit, load_data, overrides=settings, callbacks=checked)
 
 
 def functions_space(
@@ -302,9 +344,11 @@ def functions_space(
     load_data: Callable[..., Any],
     *,
     overrides: Mapping[str, Any] | None,
+    callbacks: Callable[[Any], Any] | None = None,
 ) -> SearchSpace:
     """The space of checked functions (also what a worker rebuilds from a plan)."""
     values = validate_settings(overrides or {}, path=FUNCTIONS_PATH, origin=COMMAND_LINE)
+    _check_executions(values, path=FUNCTIONS_PATH, origin=_ORIGIN)
     takes_path = "data_path" in inspect.signature(load_data).parameters
     if values.get("data_path") is not None and not takes_path:
         raise ConfigError(
@@ -320,4 +364,5 @@ def functions_space(
         takes_data_path=takes_path,
         settings=Settings(**values),
         explicit=frozenset(values),
+        callbacks=callbacks,
     )

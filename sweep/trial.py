@@ -21,6 +21,7 @@ import keras
 
 from sweep.atomic import atomic_path, write_text_atomic
 from sweep.data import Data
+from sweep.devices import current as current_devices
 from sweep.errors import (
     ConfigError,
     Interrupted,
@@ -39,6 +40,9 @@ from sweep.progress import EpochEvent
 from sweep.recorder import TrialRecorder, history_csv
 from sweep.resume import ResumableEarlyStopping, ResumeDir, load_resume_point, load_variables
 from sweep.space import SearchSpace, Settings
+from sweep.tracking import Tracker, TrialStart
+from sweep.train.callbacks import user_callbacks
+from sweep.train.gpu import reset_policy_after, set_trial_policy, trial_strategy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +97,7 @@ def stopping_settings(trial: Any, settings: Settings, *, calibration: bool) -> t
     return patience, min_delta
 
 
+@reset_policy_after
 def run_trial(
     trial: Any,
     *,
@@ -107,6 +112,7 @@ def run_trial(
     stop_request: Callable[[], str | None] | None = None,
     calibration: bool = False,
     on_message: Callable[[str], None] | None = None,
+    tracker: Tracker | None = None,
 ) -> TrialResult:
     """Train one trial, or continue it from its resume point if it has one.
 
@@ -116,6 +122,7 @@ def run_trial(
     answered "interrupted".
     """
     keras.backend.clear_session()
+    set_trial_policy(settings.mixed_precision)  # clear_session reset it
     if seed is not None:
         seed_everything(seed, deterministic=deterministic)
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +157,7 @@ def run_trial(
             raise ResumeRefused(conflict)
     for key, value in facts.items():
         trial.set_user_attr(key, value)
+    trial.set_user_attr("device", current_devices().label)  # this process's (not checked)
 
     stopper = ResumableEarlyStopping(
         monitor=settings.monitor,
@@ -172,6 +180,7 @@ def run_trial(
         on_epoch=on_epoch,
         stop_request=stop_request,
         should_prune=None if calibration or settings.pruner == "none" else trial.should_prune,
+        tracker=tracker,
     )
     done = 0
     if state is not None:
@@ -191,9 +200,15 @@ def run_trial(
         hp = OptunaHyperParameters(trial)
         if space.declared is not None:
             hp.merge(space.declared)
-        model = build(space, hp)
-        if state is not None:
-            load_variables(model, resume.folder / state.variables, saved)
+        with trial_strategy().scope():  # MirroredStrategy where a trial spans devices
+            model = build(space, hp)
+            if tracker is not None:  # the hyperparameters are known now
+                _track_start(trial, tracker, state, settings.monitor)
+            user = user_callbacks(space, hp, recorder, resumed=state is not None)
+            for key, value in user.attrs.items():
+                trial.set_user_attr(key, value)
+            if state is not None:
+                load_variables(model, resume.folder / state.variables, saved)
         if not finished_before:
             validation = None if data.x_val is None else (data.x_val, data.y_val)
             if space.fit is not None:  # a HyperModel's own fit: NumPy arrays, KerasTuner-style
@@ -206,7 +221,7 @@ def run_trial(
                     validation_data=validation,
                     initial_epoch=done,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     verbose=0,
                 )
                 if recorder.stop_epoch == done == 0:
@@ -234,7 +249,7 @@ def run_trial(
                     validation_data=validation,
                     validation_batch_size=settings.batch_size,
                     epochs=settings.epochs,
-                    callbacks=[stopper, recorder],
+                    callbacks=[stopper, *user.states.callbacks, recorder],
                     shuffle=False,
                     verbose=0,
                 )
@@ -280,6 +295,19 @@ def run_trial(
         checkpoint=checkpoint,
         history=history_path,
     )
+
+
+def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None:
+    start = TrialStart(
+        number=trial.number,
+        params=dict(trial.params),
+        distributions=dict(trial.distributions),
+        history=[] if state is None else [dict(row) for row in state.history],
+        attrs=dict(trial.user_attrs),
+        monitor=monitor,
+    )
+    for key, value in tracker.trial_started(start).items():  # e.g. mlflow_run_id
+        trial.set_user_attr(key, value)
 
 
 def _fit_returned(

@@ -386,7 +386,7 @@ def test_export_says_when_load_data_returns_other_data(tmp_path: Path) -> None:
         ({"overwrite": True}, "setting 'overwrite' is KerasTuner's; sweep never overwrites"),
         ({"directory": "my_dir"}, "sweep writes under --results DIR"),
         ({"project_name": "p"}, "sweep names the study with --study NAME"),
-        ({"executions_per_trial": 3}, "executions_per_trial=3: sweep trains each trial once"),
+        ({"executions_per_trial": 0}, "'executions_per_trial' expected a whole number >= 1"),
         ({"objective": 3}, "setting 'objective' expected a metric name or keras_tuner.Objective"),
         ({"objective": "val_loss", "monitor": "loss"}, "both 'objective' and 'monitor'"),
         ({"max_retries_per_trial": -1}, "'max_retries_per_trial' expected a whole number >= 0"),

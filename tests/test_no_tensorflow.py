@@ -18,7 +18,9 @@ with contextlib.redirect_stdout(io.StringIO()) as out:
         code = main(sys.argv[1:])
     except SystemExit as exc:  # --help exits through argparse
         code = exc.code
-heavy = sorted(m for m in ("tensorflow", "keras", "keras_tuner") if m in sys.modules)
+heavy = sorted(
+    m for m in ("tensorflow", "keras", "keras_tuner", "mlflow", "tensorboard") if m in sys.modules
+)
 print(json.dumps({"code": code, "heavy": heavy, "out": out.getvalue()}))
 """
 

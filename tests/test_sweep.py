@@ -19,6 +19,8 @@ EXPECTED_COLUMNS = [
     "monitor",
     "mode",
     "best_score",
+    "best_execution",
+    "best_execution_score",
     "best_epoch",
     "stop_epoch",
     "max_epochs",
@@ -30,7 +32,10 @@ EXPECTED_COLUMNS = [
     "objective_source",
     "duration_s",
     "worker",
+    "device",
     "checkpoint",
+    "resumed_from",
+    "resume_note",
     "space_changed",
     "error",
 ]
@@ -52,6 +57,7 @@ def test_table_columns_are_named_exactly(finished_sweep: Path) -> None:
         assert 1 <= int(row["best_epoch"]) <= int(row["stop_epoch"]) <= 5
         # early_stopped: EarlyStopping ended it before max_epochs
         assert row["early_stopped"] == ("true" if int(row["stop_epoch"]) < 5 else "false")
+        assert row["device"] == "CPU"  # no GPU here, none asked for
         early = row["early_stopped"] == "true"
         assert row["stop_reason"] == ("early_stopping" if early else "max_epochs")
         assert Path(row["checkpoint"]).is_file() and row["error"] == ""
