@@ -174,6 +174,21 @@ def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+RICH_ROWS = 500  # rich lays out a table in about 5 ms a row: beyond this, plain columns
+
+
+def _print_plain_table(rows: list[dict[str, Any]], cols: list[str], out: TextIO) -> None:
+    """The same columns as the rich table, aligned, for thousands of rows."""
+    from sweep.results import display_cell
+
+    cells = [[c.removeprefix("param_") for c in cols]]
+    cells += [[display_cell(row.get(c)) for c in cols] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("─" * w for w in widths))
+    out.write("\n".join(lines) + "\n")
+
+
 def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     from rich import box
     from rich.console import Console
@@ -183,6 +198,9 @@ def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
     from sweep.results import columns, display_cell
 
     cols = [c for c in columns(rows) if c != "checkpoint"]
+    if len(rows) > RICH_ROWS:
+        _print_plain_table(rows, cols, out)
+        return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for c in cols:  # Text: names and values as they are, never read as rich markup
         table.add_column(Text(c.removeprefix("param_")), no_wrap=True)
@@ -203,13 +221,17 @@ def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
         to_csv,
         write_outputs,
     )
+    from sweep.reading import trials as read_trials
+    from sweep.results import READ_KEYS
     from sweep.storage import load_existing_study
 
     study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
-    patiences, deltas = recorded_settings(study)
+    # read once, without curves: compare reads only the curves it needs
+    trials = read_trials(study, keys=READ_KEYS)
+    patiences, deltas = recorded_settings(study, trials)
     patience = args.patience or sorted(set(DEFAULT_PATIENCE) | patiences)
     min_delta = args.min_delta or sorted(set(DEFAULT_MIN_DELTA) | deltas)
-    results = compare(study, patience=patience, min_delta=min_delta)
+    results = compare(study, patience=patience, min_delta=min_delta, trials=trials)
     csv_path, png_path = write_outputs(results, args.results / args.study)
     if args.format == "csv":
         out.write(to_csv(results))

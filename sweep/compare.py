@@ -45,20 +45,28 @@ class SettingResult:
     top5_overlap: int  # of the recorded top 5, how many stay in the top 5 (uncensored trials)
 
 
-def recorded_curves(study: Any) -> list[Curve]:
-    """Complete and pruned trials' curves, from the values reported to Optuna each epoch."""
+def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
+    """Complete and pruned trials' curves, from the values reported to Optuna each epoch
+    (``trials``: read before, without their curves)."""
+    from sweep.reading import curves as read_curves
+    from sweep.reading import trials as read_trials
+
+    found = [
+        t
+        for t in (read_trials(study) if trials is None else trials)
+        if t.state.name in ("COMPLETE", "PRUNED") and from_trial(t).stop_epoch
+    ]
+    steps_of = read_curves(study, [t.number for t in found])
     curves = []
-    for t in study.get_trials(deepcopy=False):
-        if t.state.name not in ("COMPLETE", "PRUNED"):
-            continue
+    for t in found:
         rec = from_trial(t)
-        if not rec.stop_epoch:
+        if rec.executions > 1:  # its execution_<e> attrs, read whole
+            whole = study._storage.get_trial(t._trial_id)
+            executions = execution_facts(whole)
+            curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), executions))
             continue
-        if rec.executions > 1:
-            curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), execution_facts(t)))
-            continue
-        steps = t.intermediate_values
-        values = [float(steps.get(e, math.nan)) for e in range(1, rec.stop_epoch + 1)]
+        steps = steps_of.get(t.number, {})
+        values = [float(steps.get(e, math.nan)) for e in range(1, int(rec.stop_epoch or 0) + 1)]
         best = rec.best_score
         curves.append(
             Curve(
@@ -91,10 +99,12 @@ def execution_curves(number: int, max_epochs: int, executions: list[dict[str, An
     return curves
 
 
-def recorded_settings(study: Any) -> tuple[set[int], set[float]]:
+def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[int], set[float]]:
     """The patience and min_delta values the study's trials ran with."""
+    from sweep.reading import trials as read_trials
+
     patience, min_delta = set(), set()
-    for t in study.get_trials(deepcopy=False):
+    for t in read_trials(study) if trials is None else trials:
         rec = from_trial(t)
         if rec.calibration:
             continue  # early stopping was off
@@ -110,15 +120,20 @@ def compare(
     *,
     patience: list[int],
     min_delta: list[float],
+    trials: list[Any] | None = None,
 ) -> list[SettingResult]:
+    """``trials``: the study's trials if already read (``reading.trials``)."""
+    from sweep.reading import trials as read_trials
+
     mode = read_study(study, StudyAttr.MODE)
-    curves = recorded_curves(study)
+    trials = read_trials(study) if trials is None else trials
+    curves = recorded_curves(study, trials)
     if mode not in ("min", "max") or not curves:
         raise ConfigError(
             f"study {study.study_name!r}: expected finished trials with recorded curves, "
             "found none; run some trials first"
         )
-    first = from_trial(study.get_trials(deepcopy=False)[curves[0].trial])
+    first = from_trial(next(t for t in trials if t.number == curves[0].trial))
     rules = [
         StopRule(
             mode=mode,

@@ -242,7 +242,6 @@ def _run(
     devices: DevicePlan,
     parent: ParentGpus,
 ) -> SweepSummary:
-    both = FanOut(progress, logged)
     space = load_run_space(options, name)
     from sweep.tracking import check_installed
 
@@ -252,12 +251,44 @@ def _run(
         from sweep.parallel import limit_threads
 
         limit_threads(options.threads)
-    data = load_checked_data(space)
-    probed = probe(space, data)
-    if options.backend == "loky" and (options.jobs or 1) > 1:  # TensorFlow and data loaded
+    workers = None
+    # The parent is worker 0, the others start before the probe, on a CPU-only run: where
+    # workers get GPUs of their own, each must set them before it imports TensorFlow (and
+    # the parent's probe keeps off the GPUs), so they start after the probe, as before.
+    if options.backend == "loky" and (options.jobs or 1) > 1 and not devices.assigned:
+        from sweep.together import start_early
+
+        workers = start_early(options.jobs or 1, options.threads, force=options.force_jobs)
+    elif options.backend == "loky" and (options.jobs or 1) > 1:
         from sweep.parallel import check_machine_holds
 
         check_machine_holds(options.jobs or 1, force=options.force_jobs)
+    try:
+        return _prepared(
+            options, progress, logged, name, folder, started, devices, parent, workers, space
+        )
+    except BaseException:
+        if workers is not None:
+            workers.stop()
+        raise
+
+
+def _prepared(
+    options: RunOptions,
+    progress: Progress,
+    logged: PlainProgress,
+    name: str,
+    folder: Path,
+    started: float,
+    devices: DevicePlan,
+    parent: ParentGpus,
+    workers: Any,
+    space: SearchSpace,
+) -> SweepSummary:
+    both = FanOut(progress, logged)
+    parallel = is_parallel(options)
+    data = load_checked_data(space)
+    probed = probe(space, data)
     mode, grid, target = probed.mode, probed.grid, probed.target
     storage_url = options.storage or default_storage_url(options.results_dir, name)
     study = open_study(
@@ -324,14 +355,27 @@ def _run(
             both.message(f"the workers memory-map the arrays from {shared} (removed at the end)")
         parent.restore()  # the probe ran with GPUs hidden; workers take their own
         try:
-            with Relay(folder / "sweep.log", study, progress, progress.relayed):
-                reasons = run_parallel(
+            if workers is not None:
+                from sweep.together import run_with_parent
+
+                reasons = run_with_parent(
+                    workers,
                     plan if shared is None else replace(plan, data_dir=str(shared)),
-                    jobs=options.jobs,
-                    backend=options.backend,
-                    scheduler=options.scheduler,
-                    threads=options.threads,
+                    both=both,
+                    progress=progress,
+                    study=study,
+                    space=space,
+                    data=data,
                 )
+            else:
+                with Relay(folder / "sweep.log", study, progress, progress.relayed):
+                    reasons = run_parallel(
+                        plan if shared is None else replace(plan, data_dir=str(shared)),
+                        jobs=options.jobs,
+                        backend=options.backend,
+                        scheduler=options.scheduler,
+                        threads=options.threads,
+                    )
         finally:
             signals.restore()
             if shared is not None:

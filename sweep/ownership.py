@@ -7,10 +7,13 @@ process dies, however it dies (kill -9 included), so "owner's lock can be taken"
 means "owner is gone": no pid reuse, no heartbeat delay. Claims are serialised by
 a second lock, ``claim.lock``, so two processes never take the same trial.
 
-An owner on another machine can't be checked that way. On a storage with Optuna's
-RDB heartbeat (PostgreSQL, MySQL: see ``storage.open_storage``), every running
+An owner on another machine can't always be checked that way. On a storage with
+Optuna's RDB heartbeat (PostgreSQL, MySQL: see ``storage.open_storage``), every running
 trial's heartbeat is recorded while it runs, and a trial whose heartbeat is older
-than the grace period counts as orphaned, whoever owned it.
+than the grace period counts as orphaned, whoever owned it. A journal file keeps no
+heartbeat: there the machines share the artifacts folder, and another machine's owner
+lock is checked like this machine's (``flock`` works across NFSv4 clients) whenever
+the trial's folder is visible here (``lock_shared``).
 """
 
 from __future__ import annotations
@@ -102,9 +105,9 @@ class Worker:
         found = []
         stale = _stale_by_heartbeat(study)
         now = time.time()
-        for t in study.get_trials(deepcopy=False):
-            if t.state.name != "RUNNING":
-                continue
+        from sweep.reading import running
+
+        for t in running(study):  # only the running trials are read
             record = from_trial(t)
             owner = record.owner
             if t._trial_id in stale:
@@ -113,7 +116,10 @@ class Worker:
                 started = t.datetime_start.timestamp() if t.datetime_start else now
                 if now - started < UNCLAIMED_GRACE_S:
                     continue
-            elif (record.owner_host or self.host) != self.host or self.alive(owner):
+            elif (record.owner_host or self.host) != self.host:
+                if not (lock_shared(study, t) and not self.alive(owner)):
+                    continue  # another machine's, alive or not known to be gone
+            elif self.alive(owner):
                 continue
             found.append(t)
         return found
@@ -127,6 +133,17 @@ class Worker:
         write_stored(
             storage, trial._trial_id, owner=self.id, owner_host=self.host, worker=self.label
         )
+
+
+def lock_shared(study: Any, trial: Any) -> bool:
+    """Whether another machine's trial can be checked by its owner's lock: the storage
+    keeps no heartbeat (a journal file) and the trial's folder is here, so the artifacts
+    folder (with ``workers/``) is shared; ``flock`` works across NFSv4 clients."""
+    from optuna.storages import JournalStorage
+
+    trial_dir = from_trial(trial).trial_dir
+    shared = trial_dir is not None and Path(trial_dir).is_dir()
+    return isinstance(study._storage, JournalStorage) and shared
 
 
 def _stale_by_heartbeat(study: Any) -> set[int]:

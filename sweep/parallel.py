@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -174,11 +175,23 @@ def run_parallel(
     raise ConfigError(f"--backend: expected loky or dask, got {backend!r}")
 
 
+WORKER_LINE = re.compile(r"\[w\d+\] ")  # PlainProgress's prefix in a worker's lines
+
+
 class Relay:
     """While workers run: new sweep.log lines to ``line``, and the study's state to
     ``progress.study_state`` (for the live display), about once a second."""
 
-    def __init__(self, log: Path, study: Any, progress: Progress, line: Callable[[str], None]):
+    def __init__(
+        self,
+        log: Path,
+        study: Any,
+        progress: Progress,
+        line: Callable[[str], None],
+        *,
+        prefixed_only: bool = False,  # the parent writes to the log too: only workers' lines
+    ):
+        self.prefixed_only = prefixed_only
         self.log = log
         self.study = study
         self.progress = progress
@@ -207,18 +220,18 @@ class Relay:
         end = chunk.rfind(b"\n") + 1
         self.offset += end
         for raw in chunk[:end].decode("utf-8", "replace").splitlines():
-            self.line(raw)
+            if not self.prefixed_only or WORKER_LINE.search(raw):
+                self.line(raw)
         with contextlib.suppress(Exception):  # a busy storage: next time
             self.progress.study_state(*snapshot(self.study))
 
 
 def snapshot(study: Any) -> tuple[int, list[RunningTrial], tuple[int, float] | None]:
+    from sweep.reading import running as running_trials
     from sweep.session import best_so_far, finished
 
     running = []
-    for t in study.get_trials(deepcopy=False):
-        if t.state.name != "RUNNING":
-            continue
+    for t in running_trials(study):  # only these are read whole
         steps = t.intermediate_values
         epoch = max(steps) if steps else 0
         rec = from_trial(t)

@@ -28,11 +28,13 @@ from sweep.atomic import write_text_atomic
 from sweep.direction import Direction
 from sweep.durations import format_duration
 from sweep.record import StudyAttr, from_trial, read_study
-from sweep.results import columns, display_cell, table_rows
+from sweep.results import READ_KEYS, columns, display_cell, rows_of
 
 REPORT = "report.html"
 TOP_CURVES = 5
 MIN_IMPORTANCE_TRIALS = 5
+MAX_IMPORTANCE_TRIALS = 200  # fANOVA over more takes minutes; a spread of 200 is enough
+MAX_BARS = 200  # one bar per trial up to this many, a histogram beyond
 
 # Runs on window load: how many images decoded (naturalWidth > 0) and how many table rows
 # the browser built, written onto <body> (the tests read them from a headless browser).
@@ -66,8 +68,15 @@ def write_report(study: Any, folder: Path) -> Path:
 
 def render(study: Any, folder: Path) -> str:
     """The whole page as a string."""
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    rows = table_rows(study)
+    from sweep.reading import curves
+    from sweep.reading import trials as read_trials
+
+    # without curves, but for the plotted ones
+    trials = {t.number: t for t in read_trials(study, keys=READ_KEYS)}
+    rows = rows_of(list(trials.values()), study.direction.name.lower())
+    top = [int(r["trial"]) for r in rows if r["state"] == "complete"][:TOP_CURVES]
+    for number, steps in curves(study, top).items():
+        trials[number].intermediate_values = steps
     name = html.escape(str(study.study_name))
     digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     csp = (
@@ -310,6 +319,20 @@ def _early_stopping(rows: list[dict[str, Any]]) -> str:
     saved = [int(r["max_epochs"]) - int(r["stop_epoch"]) for r in trained if r.get("max_epochs")]
     mean_saved = sum(saved) / len(saved) if saved else 0.0
 
+    def histogram(fig: Figure) -> None:
+        ax = fig.subplots()
+        groups = [
+            [int(r["stop_epoch"]) for r in trained if (r.get("early_stopped") is True) == early]
+            for early in (True, False)
+        ]
+        top = max(int(r["stop_epoch"]) for r in trained)
+        bins = [e + 0.5 for e in range(top + 1)]
+        labels = ["stopped early", "not stopped early"]
+        ax.hist(groups, bins=bins, stacked=True, color=["C1", "C0"], label=labels)
+        ax.set_xlabel("epochs trained")
+        ax.set_ylabel("trials")
+        ax.legend(fontsize=8)
+
     def draw(fig: Figure) -> None:
         ax = fig.subplots()
         xs = [str(r["trial"]) for r in trained]
@@ -328,7 +351,11 @@ def _early_stopping(rows: list[dict[str, Any]]) -> str:
         f"<p>{early} of {len(trained)} finished trials stopped early "
         f"({100.0 * early / len(trained):.0f}%); mean epochs saved against max_epochs: "
         f"{mean_saved:.2f} (total {sum(saved)}).</p>\n"
-        + _img(draw, size=(9, 3.5), alt="epochs trained against max_epochs per trial")
+        + (
+            _img(draw, size=(9, 3.5), alt="epochs trained against max_epochs per trial")
+            if len(trained) <= MAX_BARS
+            else _img(histogram, size=(9, 3.5), alt="trials by epochs trained")
+        )
     )
 
 
@@ -348,7 +375,11 @@ def _importances(study: Any, trials: dict[int, Any]) -> str:
         import optuna
 
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        found = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        used = _spread(complete, MAX_IMPORTANCE_TRIALS)
+        found = optuna.importance.get_param_importances(
+            _Complete(study, used),  # type: ignore[arg-type]  # duck-typed Study
+            evaluator=evaluator,
+        )
     except Exception as exc:  # Optuna refuses some studies (e.g. dynamic search spaces)
         return _note(f"Not computed: {type(exc).__name__}: {exc}")
     rows = "\n".join(
@@ -357,10 +388,43 @@ def _importances(study: Any, trials: dict[int, Any]) -> str:
         for name, value in found.items()
     )
     return (
-        "<p>fANOVA importance (Optuna), over the complete trials.</p>\n"
+        "<p>fANOVA importance (Optuna), over the complete trials"
+        + (
+            f" ({len(used)} of {len(complete)}, evenly spread over the trial numbers)"
+            if len(used) < len(complete)
+            else ""
+        )
+        + ".</p>\n"
         "<table><thead><tr><th>parameter</th><th>importance</th><th></th></tr></thead>"
         f"<tbody>\n{rows}\n</tbody></table>"
     )
+
+
+def _spread(trials: list[Any], most: int) -> list[Any]:
+    """At most ``most`` of ``trials``, evenly spread (fANOVA's time grows with the count)."""
+    if len(trials) <= most:
+        return trials
+    step = len(trials) / most
+    return [trials[int(i * step)] for i in range(most)]
+
+
+class _Complete:
+    """The study as fANOVA reads it, with the complete trials already read (without
+    their curves): Optuna's ``get_trials`` would read every epoch of every trial."""
+
+    def __init__(self, study: Any, complete: list[Any]) -> None:
+        self._study = study
+        self._complete = complete
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def get_trials(self, deepcopy: bool = False, states: Any = None) -> list[Any]:
+        # Optuna's importance reads complete trials only (its intersection search space
+        # too, when asked for every trial)
+        if states is not None and {s.name for s in states} != {"COMPLETE"}:
+            return list(self._study.get_trials(deepcopy=deepcopy, states=states))
+        return list(self._complete)
 
 
 def _stopping_comparison(folder: Path) -> str:

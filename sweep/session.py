@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,9 @@ from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
 from sweep.plan import Plan, error_text, load_checked_data, load_space_for, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
+from sweep.reading import state_counts, waiting
 from sweep.record import StopReason, from_trial, write, write_stored
-from sweep.results import write_table
+from sweep.results import TableCache, write_table
 from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
 from sweep.storage import open_storage
@@ -45,16 +46,19 @@ class TooManyFailures(SweepError):
 
 
 def finished(study: Any, trials: list[Any] | None = None) -> int:
-    """Finished trials (complete, pruned, failed); ``trials`` if already fetched."""
-    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    """Finished trials (complete, pruned, failed); ``trials`` if already fetched, else
+    counted by the storage (see ``reading``)."""
+    if trials is None:
+        from sweep.reading import finished_count
+
+        return finished_count(study)
     return sum(1 for t in trials if t.state.name in FINISHED_STATES)
 
 
 def best_so_far(study: Any) -> tuple[int, float] | None:
-    if not any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-        return None
-    best = study.best_trial
-    return best.number, float(best.value)
+    from sweep.reading import best
+
+    return best(study)
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Session:
     progress: Progress
     signals: StopSignals
     failures_in_a_row: int = 0
+    rows: TableCache = field(default_factory=TableCache)  # finished trials' table rows
     tracker: Tracker | None = None  # --tensorboard, --mlflow (sweep.tracking)
 
     @property
@@ -97,14 +102,15 @@ class Session:
                 return optuna.trial.Trial(self.study, frozen._trial_id), True
             if self.plan.over_budget():
                 return "time budget spent"
-            trials = self.study.get_trials(deepcopy=False)
-            running = sum(1 for t in trials if t.state.name == "RUNNING")
-            done = finished(self.study, trials)
+            counts = state_counts(self.study)  # one COUNT, however many trials
+            running = counts["RUNNING"]
+            done = sum(counts[s] for s in FINISHED_STATES)
             if done >= self.plan.target:
                 return "target reached"
             if done + running >= self.plan.target:
                 return WAIT  # others' trials will reach the target, unless their owner dies
-            reseed_for_trial(self.study.sampler, self.plan.seed, next_number(trials))
+            number = next_number(waiting(self.study)) if counts["WAITING"] else counts.total()
+            reseed_for_trial(self.study.sampler, self.plan.seed, number)
             trial = self.study.ask()
             self.worker.mark(trial)
             write(trial, space_fingerprint=space_fingerprint(self.space))
@@ -172,7 +178,7 @@ class Session:
                 tracker=self.tracker,
             )
         except Interrupted:
-            write_table(self.study, self.table)  # the trial stays RUNNING: resumable
+            write_table(self.study, self.table, self.rows)  # the trial stays RUNNING: resumable
             raise
         except ResumeRefused:
             raise  # nothing was recorded: the trial stays RUNNING, resumable as it was
@@ -200,8 +206,8 @@ class Session:
         if plan.keep_checkpoints is not None:
             from sweep.checkpoints import prune_checkpoints
 
-            prune_checkpoints(self.study, plan.keep_checkpoints)
-        write_table(self.study, self.table)
+            self.rows.forget(prune_checkpoints(self.study, plan.keep_checkpoints))
+        write_table(self.study, self.table, self.rows)
         done = from_trial(self.study._storage.get_trial(trial._trial_id))
         if self.tracker is not None:
             self.tracker.trial_ended(done)

@@ -148,11 +148,37 @@ HEARTBEAT_S = 5
 GRACE_S = 20
 
 
+JOURNAL = "journal:"
+
+
+def open_journal(url: str) -> Any:
+    """``journal:PATH``: Optuna's JournalStorage on a file, locked with open(O_EXCL),
+    which works on NFS (v3 and later) where a shared filesystem is all there is."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    path = url.removeprefix(JOURNAL)
+    if not path:
+        raise ConfigError(
+            "--storage journal:PATH: expected a file path after 'journal:', got none; "
+            "e.g. --storage journal:/shared/sweeps/study.log"
+        )
+    try:
+        return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    except OSError as exc:
+        raise ConfigError(
+            f"--storage {url}: cannot open the journal file ({exc.strerror}); "
+            "pass a writable path (its folder must exist)"
+        ) from None
+
+
 def open_storage(url: str) -> Any:
     import warnings
 
     import optuna
 
+    if url.startswith(JOURNAL):
+        return open_journal(url)
     kwargs: dict[str, Any] = {}
     heartbeat: dict[str, Any] = {}
     if url.startswith("sqlite"):

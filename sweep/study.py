@@ -66,7 +66,9 @@ class Study:
     @property
     def trials(self) -> list[TrialRecord]:
         """Every trial's record, by trial number."""
-        return [from_trial(t) for t in self._optuna.get_trials(deepcopy=False)]
+        from sweep.reading import trials as read_trials
+
+        return [from_trial(t) for t in read_trials(self._optuna)]
 
     @property
     def best(self) -> TrialRecord:
@@ -79,14 +81,19 @@ class Study:
         return self._trial(int(complete[0]["trial"]))
 
     def _trial(self, number: int) -> TrialRecord:
-        trials = self._optuna.get_trials(deepcopy=False)
-        for t in trials:
-            if t.number == number:
-                return from_trial(t)
+        from sweep.reading import state_counts
+
+        total = state_counts(self._optuna).total()
+        if 0 <= number < total:
+            return from_trial(self._optuna._storage.get_trial(self._trial_id(number)))
         raise ConfigError(
-            f"study {self.name!r}: expected a trial number from 0 to {len(trials) - 1}, "
-            f"got {number}"
+            f"study {self.name!r}: expected a trial number from 0 to {total - 1}, got {number}"
         )
+
+    def _trial_id(self, number: int) -> int:
+        storage = self._optuna._storage
+        found: int = storage.get_trial_id_from_study_id_trial_number(self._optuna._study_id, number)
+        return found
 
     def _artifacts(self) -> Path:
         text = read_study(self._optuna, StudyAttr.PLAN)
@@ -128,11 +135,15 @@ class Study:
         import pandas as pd
 
         from sweep import compare as cmp
+        from sweep.reading import trials as read_trials
 
-        patiences, deltas = cmp.recorded_settings(self._optuna)
+        trials = read_trials(self._optuna)
+        patiences, deltas = cmp.recorded_settings(self._optuna, trials)
         chosen_patience = list(patience or sorted(set(cmp.DEFAULT_PATIENCE) | patiences))
         chosen_delta = [float(d) for d in min_delta or sorted(set(cmp.DEFAULT_MIN_DELTA) | deltas)]
-        results = cmp.compare(self._optuna, patience=chosen_patience, min_delta=chosen_delta)
+        results = cmp.compare(
+            self._optuna, patience=chosen_patience, min_delta=chosen_delta, trials=trials
+        )
         cmp.write_outputs(results, self.folder)
         return pd.DataFrame([asdict(r) for r in results], columns=cmp.COLUMNS)
 

@@ -1,0 +1,288 @@
+"""Studies of 100, 1,000 and 10,000 trials x 50 epochs: how long `sweep table`, `status`,
+`compare` and `report` take, and what a running sweep's bookkeeping between two trials
+costs at 10 and at 10,000 finished trials.
+
+    python benchmarks/scale.py [--workdir DIR] [--quick]
+
+The studies are synthetic but look exactly like real ones: made with sweep's own
+``open_study``, every trial carrying the user attrs a real trial writes (the keys of
+``sweep.record.TrialRecord`` and the settings ``sweep.trial`` records), its params with
+the digits space's distributions, one intermediate value per epoch, written straight
+into Optuna's SQLite tables in one transaction (as Optuna itself would write them).
+They are cached under --workdir (default: a temporary folder); --quick does 100 and
+1,000 trials. Each command runs in its own process, start-up included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from measure import PYTHON, measure, table
+
+EPOCHS = 50
+TARGETS = {"table": 1.5, "status": 1.5, "compare": 5.0, "report": 10.0}
+GAP_TARGET = 1.5  # gap at 10,000 finished trials / gap at 10
+
+
+def distributions() -> dict[str, Any]:
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    return {
+        "filters": IntDistribution(8, 32, step=8),
+        "second_conv": CategoricalDistribution([False, True]),
+        "dropout": FloatDistribution(0.0, 0.5, step=0.1),
+        "units": CategoricalDistribution([32, 64, 128]),
+        "learning_rate": FloatDistribution(1e-4, 1e-2, log=True),
+    }
+
+
+def trial_attrs(number: int, folder: Path, rng: random.Random) -> tuple[dict[str, Any], Any]:
+    """A finished trial's user attrs as sweep records them, and its curve."""
+    from sweep.record import TrialRecord
+
+    curve = [
+        min(0.99, 0.5 + 0.45 * (1 - math.exp(-e / 8)) + rng.gauss(0, 0.01)) for e in range(EPOCHS)
+    ]
+    best_epoch = max(range(EPOCHS), key=lambda e: curve[e]) + 1
+    record = TrialRecord(
+        number=number,
+        state="complete",
+        best_score=curve[best_epoch - 1],
+        best_epoch=best_epoch,
+        stop_epoch=EPOCHS,
+        max_epochs=EPOCHS,
+        stop_reason="max_epochs",
+        early_stopped=False,
+        patience=4,
+        min_delta=0.0,
+        duration_s=round(rng.uniform(5, 20), 3),
+        worker=f"bench:{1000 + number % 4}",
+        checkpoint=folder / "trials" / str(number) / "best.keras",
+        monitor="val_accuracy",
+        mode="max",
+        keras_best_epoch=best_epoch,
+    )
+    attrs = {k: v for k, v in asdict(record).items() if k not in ("number", "state", "params")}
+    attrs["checkpoint"] = str(record.checkpoint)
+    attrs.update(
+        baseline=None,
+        start_from_epoch=0,
+        batch_size=32,
+        trial_dir=str(folder / "trials" / str(number)),
+        data_seed=0,
+        owner=f"bench-{1000 + number % 4}-0000",
+        owner_host="bench",
+        space_fingerprint={"source": "0" * 64, "path": "digits_cnn.py", "settings": {}},
+    )
+    return attrs, curve
+
+
+def build(workdir: Path, n: int) -> tuple[Path, str]:
+    """results folder and study name of an n-trial study (made once, then cached)."""
+    from sweep.plan import open_study
+    from sweep.storage import default_storage_url
+
+    results, name = workdir / f"scale{n}", f"s{n}"
+    db = results / name / "study.db"
+    if db.is_file():
+        return results, name
+    (results / name).mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    study = open_study(
+        name,
+        default_storage_url(results, name),
+        mode="max",
+        monitor="val_accuracy",
+        space="digits_cnn",
+    )
+    insert_trials(db, study._study_id, n, results / name)
+    print(f"  built {n} trials in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return results, name
+
+
+def insert_trials(db: Path, study_id: int, n: int, folder: Path) -> None:
+    """Every trial in one transaction, row for row as Optuna's RDBStorage writes them."""
+    from optuna.distributions import distribution_to_json
+
+    rng = random.Random(n)
+    dists = distributions()
+    texts = {k: distribution_to_json(d) for k, d in dists.items()}
+    t0 = datetime.datetime(2026, 1, 1)
+    trials, values, params, attrs, steps = [], [], [], [], []
+    for i in range(n):
+        tid = i + 1
+        start = t0 + datetime.timedelta(seconds=15 * i)
+        end = start + datetime.timedelta(seconds=14)
+        trials.append((tid, i, study_id, "COMPLETE", str(start), str(end)))
+        recorded, curve = trial_attrs(i, folder, rng)
+        values.append((tid, 0, recorded["best_score"], "FINITE"))
+        chosen = {
+            "filters": rng.choice([8, 16, 24, 32]),
+            "second_conv": rng.choice([False, True]),
+            "dropout": rng.choice([0.0, 0.1, 0.2, 0.3, 0.4, 0.5]),
+            "units": rng.choice([32, 64, 128]),
+            "learning_rate": 10 ** rng.uniform(-4, -2),
+        }
+        for key, value in chosen.items():
+            params.append((tid, key, dists[key].to_internal_repr(value), texts[key]))
+        attrs.extend((tid, key, json.dumps(value)) for key, value in recorded.items())
+        steps.extend((tid, e + 1, v, "FINITE") for e, v in enumerate(curve))
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO trials (trial_id, number, study_id, state, datetime_start, "
+            "datetime_complete) VALUES (?, ?, ?, ?, ?, ?)",
+            trials,
+        )
+        conn.executemany(
+            "INSERT INTO trial_values (trial_id, objective, value, value_type) VALUES (?,?,?,?)",
+            values,
+        )
+        conn.executemany(
+            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
+            "VALUES (?, ?, ?, ?)",
+            params,
+        )
+        conn.executemany(
+            "INSERT INTO trial_user_attributes (trial_id, key, value_json) VALUES (?, ?, ?)",
+            attrs,
+        )
+        conn.executemany(
+            "INSERT INTO trial_intermediate_values (trial_id, step, intermediate_value, "
+            "intermediate_value_type) VALUES (?, ?, ?, ?)",
+            steps,
+        )
+
+
+def time_commands(results: Path, name: str) -> dict[str, Any]:
+    found = {}
+    for command in ("table", "status", "compare", "report"):
+        args = [PYTHON, "-m", "sweep", command, name, "--results", str(results)]
+        found[command] = measure(args)
+    csv = [PYTHON, "-m", "sweep", "table", name, "--results", str(results)]
+    found["table --format csv"] = measure([*csv, "--format", "csv"])
+    return found
+
+
+def bookkeeping_gap(
+    results: Path, name: str, *, sampler: str, rounds: int = 6
+) -> tuple[float, float]:
+    """CPU seconds between one trial's end and the next one's start, training left out:
+    the orphan check, the counts, ask, tell, the table rewrite and the best so far, as
+    a running sweep's Session does them (on a copy of the study). Returns the median
+    over the rounds after the first, and the first (Optuna's cache in front of the
+    storage reads every trial whole once: the session's start-up). CPU time, not wall
+    time: it moves little when other work loads the machine."""
+    import optuna
+
+    from sweep.ownership import Worker
+    from sweep.results import TableCache, write_table
+    from sweep.session import best_so_far
+    from sweep.storage import default_storage_url, open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=name, storage=open_storage(default_storage_url(results, name))
+    )
+    study.sampler = (
+        optuna.samplers.TPESampler(seed=0) if sampler == "tpe" else optuna.samplers.RandomSampler(0)
+    )
+    worker, cache, table_path = Worker(results / name), TableCache(), results / name / "trials.csv"
+    from sweep.reading import state_counts
+
+    write_table(study, table_path, cache)  # the session's first table (its start-up)
+    gaps: list[float] = []
+    dists = distributions()
+    try:
+        for _ in range(rounds):
+            started = time.process_time()
+            with worker.claiming():
+                worker.orphans(study)
+                counts = state_counts(study)
+                _ = counts["RUNNING"], counts.total()
+                trial = study.ask()
+                worker.mark(trial)
+            for key, dist in dists.items():
+                trial._suggest(key, dist)
+            study.tell(trial, 0.5)
+            write_table(study, table_path, cache)
+            best_so_far(study)
+            gaps.append(time.process_time() - started)
+    finally:
+        worker.close()
+    steady = sorted(gaps[1:])
+    return steady[len(steady) // 2], gaps[0]
+
+
+def copy_study(results: Path, name: str, into: Path) -> Path:
+    import shutil
+
+    target = into / results.name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(results, target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, help="cache the synthetic studies here")
+    parser.add_argument("--quick", action="store_true", help="100 and 1,000 trials only")
+    args = parser.parse_args()
+    sizes = [100, 1_000] if args.quick else [100, 1_000, 10_000]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows: list[list[str]] = []
+        gaps: dict[tuple[int, str], tuple[float, float]] = {}
+        for n in sizes:
+            results, name = build(workdir, n)
+            times = time_commands(results, name)
+            rows.append([f"{n:,}", *(f"{times[c].wall:.2f} ({times[c].cpu:.2f})" for c in times)])
+            for sampler in ("random", "tpe"):
+                scratch = copy_study(results, name, Path(tmp) / sampler)
+                gaps[(n, sampler)] = bookkeeping_gap(scratch, name, sampler=sampler)
+        small, _ = build(workdir, 10)
+        for sampler in ("random", "tpe"):
+            gaps[(10, sampler)] = bookkeeping_gap(
+                copy_study(small, "s10", Path(tmp) / sampler), "s10", sampler=sampler
+            )
+        heads = ["trials", "table", "status", "compare", "report", "table --format csv"]
+        print(
+            f"Seconds per command, SQLite, {EPOCHS} epochs a trial (targets at 10,000: "
+            + ", ".join(f"{k} <= {v:g} s" for k, v in TARGETS.items())
+            + ")\n"
+        )
+        print(table(heads, rows))
+        print(
+            f"\nBetween two trials (sweep's bookkeeping, training left out; target: at the "
+            f"largest study <= {GAP_TARGET}x the gap at 10 trials)\n"
+        )
+        gap_rows = []
+        for sampler in ("random", "tpe"):
+            base = gaps[(10, sampler)][0]
+            for n in [10, *sizes]:
+                g, first = gaps[(n, sampler)]
+                gap_rows.append(
+                    [sampler, f"{n:,}", f"{1000 * g:.0f} ms", f"{g / base:.2f}x", f"{first:.2f} s"]
+                )
+        heads = ["sampler", "finished trials", "gap (CPU)", "vs 10", "first ask (start-up)"]
+        print(table(heads, gap_rows))
+
+
+if __name__ == "__main__":
+    main()
