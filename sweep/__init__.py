@@ -1,8 +1,9 @@
 """sweep: hyperparameter sweeps for Keras with exact early stopping and best checkpoints.
 
 ``sweep.run(...)`` runs (or continues) a sweep and returns a ``Study``; ``sweep.load(name)``
-opens one. Importing sweep is cheap: the API loads when first used, TensorFlow only
-when a sweep trains or a model is asked for.
+opens one; ``sweep.work(name, storage=URL)`` joins one as ``sweep worker`` does. Importing
+sweep is cheap: the API loads when first used, TensorFlow only when a sweep trains or a
+model is asked for.
 """
 
 from __future__ import annotations
@@ -12,16 +13,26 @@ from typing import TYPE_CHECKING, Any
 from sweep.errors import ConfigError, SweepError
 
 if TYPE_CHECKING:
-    from sweep.api import load, run
+    from sweep.api import load, run, work
     from sweep.record import TrialRecord
     from sweep.study import Study
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "Study", "SweepError", "TrialRecord", "__version__", "load", "run"]
+__all__ = [
+    "ConfigError",
+    "Study",
+    "SweepError",
+    "TrialRecord",
+    "__version__",
+    "load",
+    "run",
+    "work",
+]
 
 _LAZY = {
     "run": "sweep.api",
     "load": "sweep.api",
+    "work": "sweep.api",
     "Study": "sweep.study",
     "TrialRecord": "sweep.record",
 }

@@ -306,3 +306,51 @@ def load(study: str, *, results: PathLike = "results", storage: str | None = Non
 
     url = storage_from(storage, None)
     return Study(study, results=_path("results", results), storage=url)
+
+
+@suggest_keywords
+def work(
+    study: str,
+    *,
+    storage: str | None = None,
+    storage_file: PathLike | None = None,
+    results: PathLike = "results",
+    artifacts: PathLike | None = None,
+    jobs: int = 1,
+    threads: int | None = None,
+    force_jobs: bool = False,
+    progress: bool = True,
+) -> Study:
+    """Join a study that ``sweep run --storage URL`` (or ``sweep.run(storage=...)``) made
+    and run its trials until the target or the budget, as ``sweep worker`` does."""
+    from sweep.driver import join_sweep
+    from sweep.storage import STORAGE_ENV, storage_from
+    from sweep.study import Study
+
+    if storage is not None and storage_file is not None:
+        raise ConfigError(
+            "sweep.work(): expected storage= or storage_file=, got both; pass one of them"
+        )
+    file = None if storage_file is None else _path("storage_file", storage_file)
+    url = storage_from(storage, file)
+    if url is None:
+        raise ConfigError(
+            f"sweep.work(): expected the study's storage URL (storage=, storage_file= or the "
+            f"{STORAGE_ENV} environment variable), got none; give one of them"
+        )
+    folder = _path("results", results)
+    try:
+        with _progress(progress) as shown:
+            join_sweep(
+                study,
+                storage=url,
+                results_dir=folder,
+                artifacts_dir=None if artifacts is None else _path("artifacts", artifacts),
+                jobs=_whole("jobs", jobs, 1, optional=False) or 1,
+                threads=_whole("threads", threads, 1),
+                progress=shown,
+                force_jobs=force_jobs,
+            )
+    except Interrupted as exc:
+        raise KeyboardInterrupt(str(exc)) from None
+    return Study(study, results=folder, storage=url)

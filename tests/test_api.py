@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -170,3 +171,15 @@ def test_run_from_functions_then_continue_export_and_worker(tmp_path: Path) -> N
         "its functions live in that notebook or script, not here; continue it with the "
         "same sweep.run(...) call"
     )
+
+
+def test_work_joins_a_study_as_sweep_worker_does(finished_sweep: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(finished_sweep, folder)
+    url = f"sqlite:///{folder / 'results/tiny/study.db'}"
+    with pytest.raises(sweep.ConfigError, match=r"sweep.work\(\): expected the study's storage"):
+        sweep.work("tiny", results=folder / "results", progress=False)
+    joined = sweep.work("tiny", storage=url, results=folder / "results", progress=False)
+    log = (folder / "results/tiny/sweep.log").read_text()
+    assert "worker joined study tiny" in log and "worker done: 3/3 trials finished" in log
+    assert len(joined.table()) == 3
