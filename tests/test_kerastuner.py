@@ -11,6 +11,7 @@ ours (small arrays, no network), and CALLS counts fit calls where a test needs i
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -331,14 +332,23 @@ def build_model(hp):
 """
 
 
+# With labels outside the softmax range, TensorFlow's graph fails in whichever op runs
+# into them first: the loss itself, or (scheduled concurrently, on CPU) the gradient's
+# segment sum. Either way the line that names the cause must be kept, with its op.
+CAUSES = re.compile(
+    r"InvalidArgumentError: (Received a label value of 7 which is outside the valid range "
+    r"of \[0, 2\)|segment_ids\[\d+\] = \d+ is out of range \[0, \d+\)).*"
+    r"\(op (SparseSoftmaxCrossEntropyWithLogits|UnsortedSegmentSum)\)"
+)
+
+
 def test_errors_keep_the_line_that_names_the_cause(tmp_path: Path) -> None:
-    cause = "Received a label value of 7 which is outside the valid range of [0, 2)"
     # every label bad: the probe fails, and names model.fit, not build_model
     space = _write(tmp_path, "all", LABELS.replace("{bad}", ":"), {"epochs": 2})
     code, _, err = run_cli("run", str(space), "--plain", cwd=tmp_path)
     assert code == 2 and err.count("\n") == 1, err
-    assert "model.fit on 8 samples raised InvalidArgumentError: " + cause in err, err
-    assert "build_model(hp) raised" not in err
+    assert "model.fit on 8 samples raised " in err and CAUSES.search(err), err
+    assert "build_model(hp) raised" not in err and "Graph execution error" not in err
     # the probe's 8 samples are fine, the rest are not: each trial fails with the cause
     space = _write(tmp_path, "late", LABELS.replace("{bad}", "16:40"), {"epochs": 2, "trials": 2})
     code, out, err = run_cli("run", str(space), "--plain", "--max-failures", "2", cwd=tmp_path)
@@ -346,8 +356,7 @@ def test_errors_keep_the_line_that_names_the_cause(tmp_path: Path) -> None:
     rows = read_csv(tmp_path / "results" / "late" / "trials.csv")
     assert [r["state"] for r in rows] == ["failed", "failed"]
     for row in rows:
-        assert row["error"].startswith("InvalidArgumentError: " + cause), row["error"]
-        assert "(op SparseSoftmaxCrossEntropyWithLogits)" in row["error"]
+        assert CAUSES.match(row["error"]), row["error"]
         assert len(row["error"]) <= 300
 
 

@@ -278,7 +278,7 @@ def test_monitor_not_logged_is_rejected_before_any_trial(
     [
         ("x", ("load_data() returned ndarray", "expected (x, y)")),
         ("None", ("load_data() returned NoneType", "expected (x, y)")),
-        ("(x, y, y)", ("load_data() returned tuple", "expected (x, y)")),
+        ("(x, y, y, y)", ("load_data() returned tuple", "expected (x, y)")),  # (x, y, w) is valid
         ("x, y[:10]", ("training arrays", "equal length", "x with 240", "y with 10")),
         ("x[:0], y[:0]", ("training arrays", "non-empty")),
         ("(x, y), (x[:5], y[:4])", ("validation arrays", "x with 5", "y with 4")),
