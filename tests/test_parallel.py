@@ -187,8 +187,17 @@ def test_live_display_shows_every_running_trial_and_its_worker(tmp_path: Path) -
     assert code == 0, raw
     screen = ANSI.sub("", raw).replace("\r", "")
     running = re.findall(r"running: trial (\d+)\s+epoch \d+/3\s+\S+\s+(\S+:\d+)", screen)
-    assert len({trial for trial, _ in running}) >= 2  # several trials shown running at once...
-    assert len({worker for _, worker in running}) == 2  # ...each with its worker process
-    assert re.search(r"\[w0\] trial \d+ complete", screen)
-    assert re.search(r"\[w1\] trial \d+ complete", screen)
+    table = read_rows(tmp_path / "results" / "tiny" / "trials.csv")
+    ran_by = {int(r["trial"]): r["worker"] for r in table}
+    # every trial is shown running, each with the worker process the table says ran it
+    assert {int(trial) for trial, _ in running} == set(ran_by) == {0, 1}, screen
+    assert all(worker == ran_by[int(trial)] for trial, worker in running)
+    # the parent is worker 0 and prints its own trials; the other process's are relayed
+    own, relayed = set(), set()
+    for number, worker in ran_by.items():
+        by_w1 = re.search(rf"\[w1\] trial {number} complete", screen) is not None
+        by_parent = re.search(rf"(?m)^(?!.*\[w\d+\]).*trial {number} complete", screen)
+        assert by_w1 != (by_parent is not None), screen  # exactly one process finished it
+        (relayed if by_w1 else own).add(worker)
+    assert len(own) <= 1 and len(relayed) <= 1 and not own & relayed
     assert "trials 2/2" in screen or "2/2 trials finished" in screen

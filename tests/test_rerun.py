@@ -51,8 +51,10 @@ def test_rerun_after_killing_two_workers_finishes(tmp_path: Path) -> None:
     and ends; so does a --jobs 1 rerun, which meets two orphans of another process."""
     killed = tmp_path / "killed"
     killed.mkdir()
+    # 8 epochs: the parent (worker 0) starts its trial at once, while the other worker is
+    # still starting; its trial must still be running when the other's first epoch ends
     write_space(
-        killed, source=SLOW_SPACE, settings={**SLOW, "epochs": 3, "patience": 9, "trials": 2}
+        killed, source=SLOW_SPACE, settings={**SLOW, "epochs": 8, "patience": 9, "trials": 2}
     )
     proc = start(killed, "--jobs", "2", "--seed", "3")
     wait_for(proc, lambda: epochs_done(killed, 0) >= 1 and epochs_done(killed, 1) >= 1, timeout=300)
