@@ -88,8 +88,8 @@ class LiveProgress:
                 f"epoch {p.epoch}/{p.max_epochs}{value}",
                 Text(p.worker),
             )
-        shown = {p.trial for p in self.polled or []}
-        if self.running_trial is not None and self.running_trial not in shown:
+        polled = {p.trial for p in self.polled or []}
+        if self.running_trial is not None and self.running_trial not in polled:
             r = self.running
             if r is not None and r.trial == self.running_trial:
                 now = f"epoch {r.epoch}/{r.max_epochs}  {r.monitor}={r.value:.6g}"
