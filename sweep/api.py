@@ -323,9 +323,9 @@ def work(
 ) -> Study:
     """Join a study that ``sweep run --storage URL`` (or ``sweep.run(storage=...)``) made
     and run its trials until the target or the budget, as ``sweep worker`` does."""
-    from sweep.driver import join_sweep
     from sweep.storage import STORAGE_ENV, storage_from
     from sweep.study import Study
+    from sweep.worker import join_sweep
 
     if storage is not None and storage_file is not None:
         raise ConfigError(

@@ -105,9 +105,9 @@ def _cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _worker(args: argparse.Namespace, out: TextIO) -> int:
-    from sweep.driver import join_sweep
     from sweep.progress import PlainProgress
     from sweep.storage import STORAGE_ENV
+    from sweep.worker import join_sweep
 
     if args.storage is None:
         raise ConfigError(

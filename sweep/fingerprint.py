@@ -139,9 +139,15 @@ class RerunCheck:
 
 
 def started_with(
-    space: SearchSpace, *, mode: str, calibration: bool, params: dict[str, Any]
+    space: SearchSpace,
+    *,
+    mode: str,
+    calibration: bool,
+    params: dict[str, Any],
+    max_epochs: int | None = None,
 ) -> dict[str, Any]:
-    """The settings a trial records when it starts, and must match when it resumes."""
+    """The settings a trial records when it starts, and must match when it resumes
+    (``max_epochs``: where the HyperModel's fit chose its epochs, the recorded ones)."""
     settings = space.settings
     patience, min_delta = settings.patience, settings.min_delta
     if calibration:
@@ -154,7 +160,7 @@ def started_with(
     return started_facts(
         monitor=settings.monitor,
         mode=mode,
-        max_epochs=settings.epochs,
+        max_epochs=settings.epochs if max_epochs is None else max_epochs,
         patience=patience,
         min_delta=min_delta,
         calibration=calibration,

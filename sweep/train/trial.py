@@ -25,15 +25,14 @@ from sweep.errors import (
     TrialFailedError,
     TrialPrunedError,
 )
-from sweep.fingerprint import ResumeRefused, settings_conflict
+from sweep.fingerprint import ResumeRefused, settings_conflict, started_with
 from sweep.hypermodel import (
-    fit_kwargs,
     hypermodel_fit,
     objective_from_fit,
 )
 from sweep.inputs import InputKind, call_fit_options
 from sweep.progress import EpochEvent
-from sweep.record import StopReason, TrialRecord, from_trial, recorded, started_facts, write
+from sweep.record import StopReason, TrialRecord, from_trial, recorded, write
 from sweep.space import SearchSpace, Settings
 from sweep.tracking import Tracker, TrialStart
 from sweep.train.callbacks import user_callbacks
@@ -121,20 +120,12 @@ def run_trial(
     data_seed = before.data_seed
     if data_seed is None:
         data_seed = seed if seed is not None else secrets.randbelow(2**31)
-    checked = started_facts(
-        monitor=settings.monitor,
+    checked = started_with(  # patience/min_delta: as stopping_settings asked them above
+        space,
         mode=mode,
-        max_epochs=before.max_epochs  # type: ignore[arg-type]
-        if before.epochs_from_fit
-        else settings.epochs,
-        patience=patience,
-        min_delta=min_delta,
         calibration=calibration,
-        baseline=settings.baseline,
-        start_from_epoch=settings.start_from_epoch,
-        batch_size=settings.batch_size
-        if space.fit is None
-        else fit_kwargs(space).get("batch_size"),
+        params={**trial.params, "patience": patience, "min_delta": min_delta},
+        max_epochs=before.max_epochs if before.epochs_from_fit else None,
     )
     if state is not None:  # checked before anything is recorded: a refusal changes nothing
         conflict = settings_conflict(trial.number, recorded(stored), checked)
