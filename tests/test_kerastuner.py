@@ -333,12 +333,13 @@ def build_model(hp):
 
 
 # With labels outside the softmax range, TensorFlow's graph fails in whichever op runs
-# into them first: the loss itself, or (scheduled concurrently, on CPU) the gradient's
-# segment sum. Either way the line that names the cause must be kept, with its op.
+# into them first (the loss, a gather, the gradient's segment sum: it varies from run to
+# run on CPU). Whichever it is, the line that names the cause must be kept, with its op,
+# not TensorFlow's first line ("Graph execution error:").
 CAUSES = re.compile(
-    r"InvalidArgumentError: (Received a label value of 7 which is outside the valid range "
-    r"of \[0, 2\)|segment_ids\[\d+\] = \d+ is out of range \[0, \d+\)).*"
-    r"\(op (SparseSoftmaxCrossEntropyWithLogits|UnsortedSegmentSum)\)"
+    r"InvalidArgumentError: (?!Graph execution error)[^;]*"
+    r"(label value of 7|= 7 is not in \[0, 2\)|segment_ids\[\d+\] = \d+ is out of range)"
+    r"[^;]*\(op [A-Za-z0-9_]+\)"
 )
 
 

@@ -46,15 +46,28 @@ def finish_within(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+SLEEPY_EPOCHS = """
+
+def callbacks(hp):
+    import time
+
+    return [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: time.sleep(1.0))]
+"""
+
+
 def test_rerun_after_killing_two_workers_finishes(tmp_path: Path) -> None:
     """kill -9 a --jobs 2 sweep while both trials run: the same command again resumes both
     and ends; so does a --jobs 1 rerun, which meets two orphans of another process."""
     killed = tmp_path / "killed"
     killed.mkdir()
-    # 8 epochs: the parent (worker 0) starts its trial at once, while the other worker is
-    # still starting; its trial must still be running when the other's first epoch ends
+    # The parent (worker 0) starts its trial at once while the other worker still imports
+    # TensorFlow: epochs that take a second (a callback that sleeps, no CPU) keep the
+    # parent's trial running until the other worker has started the second one.
     write_space(
-        killed, source=SLOW_SPACE, settings={**SLOW, "epochs": 8, "patience": 9, "trials": 2}
+        killed,
+        source=SLOW_SPACE,
+        settings={**SLOW, "epochs": 8, "patience": 9, "trials": 2},
+        extra=SLEEPY_EPOCHS,
     )
     proc = start(killed, "--jobs", "2", "--seed", "3")
     wait_for(proc, lambda: epochs_done(killed, 0) >= 1 and epochs_done(killed, 1) >= 1, timeout=300)
