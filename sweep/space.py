@@ -231,6 +231,17 @@ def _where(exc: BaseException, path: Path) -> str:
     return f" (line {lines[-1]})" if lines else ""
 
 
+def _takes_data_path(
+    load_data: Callable[..., Any], values: Mapping[str, Any], *, refusal: str
+) -> bool:
+    """Whether ``load_data`` takes ``data_path``; a data path given to one that doesn't is
+    refused with ``refusal``."""
+    takes = "data_path" in inspect.signature(load_data).parameters
+    if values.get("data_path") is not None and not takes:
+        raise ConfigError(refusal)
+    return takes
+
+
 def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
     """Load and check a search-space file; CLI ``overrides`` win over its ``SETTINGS``."""
     path = resolve_space_path(spec)
@@ -260,12 +271,12 @@ def load_space(spec: str, *, overrides: Mapping[str, Any] | None = None) -> Sear
     values.update(validate_settings(raw, path=path, origin=origin))
     values.update(validate_settings(overrides or {}, path=path, origin=COMMAND_LINE))
     _check_executions(values, path=path, origin=origin)
-    takes_path = "data_path" in inspect.signature(load_data).parameters
-    if values.get("data_path") is not None and not takes_path:
-        raise ConfigError(
-            f"{origin}: a data path was given but load_data() takes no data_path parameter; "
-            "define load_data(data_path=None), or drop --data-path"
-        )
+    takes_path = _takes_data_path(
+        load_data,
+        values,
+        refusal=f"{origin}: a data path was given but load_data() takes no data_path "
+        "parameter; define load_data(data_path=None), or drop --data-path",
+    )
     return SearchSpace(
         name=path.stem,
         path=path,
@@ -362,12 +373,12 @@ def functions_space(
     """The space of checked functions (also what a worker rebuilds from a plan)."""
     values = validate_settings(overrides or {}, path=FUNCTIONS_PATH, origin=COMMAND_LINE)
     _check_executions(values, path=FUNCTIONS_PATH, origin=_ORIGIN)
-    takes_path = "data_path" in inspect.signature(load_data).parameters
-    if values.get("data_path") is not None and not takes_path:
-        raise ConfigError(
-            f"{_ORIGIN}: data_path was given but load_data() takes no data_path parameter; "
-            "define load_data(data_path=None), or drop data_path="
-        )
+    takes_path = _takes_data_path(
+        load_data,
+        values,
+        refusal=f"{_ORIGIN}: data_path was given but load_data() takes no data_path "
+        "parameter; define load_data(data_path=None), or drop data_path=",
+    )
     return SearchSpace(
         name=name,
         path=FUNCTIONS_PATH,
