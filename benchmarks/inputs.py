@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ import keras
 import numpy as np
 import psutil
 import tensorflow as tf
+from measure import table
 from sklearn.datasets import load_digits
 
 from sweep.data import Data
@@ -122,26 +124,60 @@ def kinds(x: np.ndarray, y: np.ndarray, folder: Path) -> dict[str, tuple[Data, d
     }
 
 
-def speed(quick: bool) -> None:
+def sweep_ms_per_epoch(name: str, data: Data, n: int, epochs: int) -> float:
+    options = {"steps_per_epoch": -(-n // BATCH)} if name == "generator" else {}
+    feed, steps = training_input(
+        data,
+        batch_size=BATCH,
+        seed=0,
+        initial_epoch=0,
+        epochs=epochs,
+        buffer=1024,
+        options=options,
+    )
+    return ms_per_epoch(feed, epochs, steps_per_epoch=steps, shuffle=False)
+
+
+def measure_speed(quick: bool, repeats: int = 2) -> tuple[str, dict[str, tuple[list, list]]]:
+    """Per kind, every repetition's ms per epoch (median of epochs 2..) of plain fit and of
+    sweep's feed, the two alternating (plain first, then sweep first)."""
     epochs = 4 if quick else 12
     x, y = digits(1 if quick else 4)
-    print(f"ms per epoch, digits CNN, {len(x)} samples, batch {BATCH}, median of epochs 2..")
-    print(f"{'input':<18} {'plain fit':>10} {'sweep':>10} {'ratio':>7}")
+    found: dict[str, tuple[list, list]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, (data, plain) in kinds(x, y, Path(tmp)).items():
-            plain_ms = ms_per_epoch(epochs=epochs, **plain)
-            options = {"steps_per_epoch": -(-len(x) // BATCH)} if "generator" in name else {}
-            feed, steps = training_input(
-                data,
-                batch_size=BATCH,
-                seed=0,
-                initial_epoch=0,
-                epochs=epochs,
-                buffer=1024,
-                options=options,
-            )
-            sweep_ms = ms_per_epoch(feed, epochs, steps_per_epoch=steps, shuffle=False)
-            print(f"{name:<18} {plain_ms:>10.1f} {sweep_ms:>10.1f} {sweep_ms / plain_ms:>7.2f}")
+            print(f"  inputs: {name}", file=sys.stderr, flush=True)
+            plain_ms: list[float] = []
+            sweep_ms: list[float] = []
+            for r in range(1 if quick else repeats):
+                for mine in (False, True) if r % 2 == 0 else (True, False):
+                    if mine:
+                        sweep_ms.append(sweep_ms_per_epoch(name, data, len(x), epochs))
+                    else:
+                        plain_ms.append(ms_per_epoch(epochs=epochs, **plain))
+            found[name] = (plain_ms, sweep_ms)
+    what = f"digits CNN, {len(x)} samples, batch {BATCH}, {epochs} epochs"
+    return what, found
+
+
+def format_speed(what: str, found: dict[str, tuple[list, list]]) -> str:
+    rows = []
+    for name, (plain, mine) in found.items():
+        ratio = statistics.median(mine) / statistics.median(plain)
+        rows.append(
+            [
+                name,
+                ", ".join(f"{v:.1f}" for v in plain),
+                ", ".join(f"{v:.1f}" for v in mine),
+                f"**{ratio:.2f}**",
+            ]
+        )
+    head = (
+        f"Table 7a, ms per epoch by input kind ({what}; median of epochs 2.., every "
+        "repetition; plain `model.fit` given the same input against sweep's feed of it, "
+        "alternating; target: sweep / plain <= 1.05)"
+    )
+    return head + "\n\n" + table(["input", "plain fit ms", "sweep ms", "sweep / plain"], rows)
 
 
 SPACE = """
@@ -184,10 +220,13 @@ def peak_rss(cmd: list[str], cwd: Path) -> dict[int, int]:
     return peaks
 
 
-def memory(quick: bool) -> None:
+def measure_memory(quick: bool) -> str:
+    """Peak RSS per process of `sweep run --jobs 1` and `--jobs 2` on a memory-mapped
+    float32 dataset (2 GB; --quick: 64 MB), as a table."""
     size = (64 if quick else 2048) * 2**20
     rows = size // (256 * 4)
     gb = 2**30
+    found = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         x = np.lib.format.open_memmap(folder / "x.npy", "w+", "float32", (rows, 256))
@@ -198,29 +237,38 @@ def memory(quick: bool) -> None:
         x.flush()
         np.save(folder / "y.npy", np.asarray(x[:, 0]).copy())
         del x
-        print(f"\npeak RSS per process, float32 dataset of {size / gb:.2f} GB (memory-mapped)")
         for jobs in (1, 2):
+            print(f"  inputs: memory, --jobs {jobs}", file=sys.stderr, flush=True)
             space = folder / f"big{jobs}.py"
             space.write_text(
                 SPACE.format(trials=jobs, x=str(folder / "x.npy"), y=str(folder / "y.npy"))
             )
             cmd = [sys.executable, "-m", "sweep", "run", str(space), "--jobs", str(jobs)]
             peaks = peak_rss([*cmd, "--force-jobs"], folder)
-            big = sorted(peaks.values(), reverse=True)
-            shown = ", ".join(f"{v / gb:.2f}" for v in big[: jobs + 1])
-            print(
-                f"--jobs {jobs}: largest processes {shown} GB; "
-                f"largest / dataset = {big[0] / size:.2f}; "
-                f"above dataset + 1.5 GB: {any(v > size + 1.5 * gb for v in big)}"
+            big = sorted(peaks.values(), reverse=True)[: jobs + 1]
+            found.append(
+                [
+                    f"`--jobs {jobs}`",
+                    ", ".join(f"{v / gb:.2f}" for v in big),
+                    f"{big[0] / size:.2f}",
+                    "yes" if any(v > size + 1.5 * gb for v in big) else "**no**",
+                ]
             )
+    head = (
+        f"Table 7b, peak resident memory per process (psutil), `sweep run` on a "
+        f"{size / gb:.2f} GB float32 dataset memory-mapped from a file (target: no process "
+        "above dataset + 1.5 GB)"
+    )
+    heads = ["run", "largest processes GB", "largest / dataset", "any above dataset + 1.5 GB"]
+    return head + "\n\n" + table(heads, found)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, fewer epochs")
     args = parser.parse_args()
-    speed(args.quick)
-    memory(args.quick)
+    print(format_speed(*measure_speed(args.quick)) + "\n")
+    print(measure_memory(args.quick))
 
 
 if __name__ == "__main__":

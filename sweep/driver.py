@@ -99,6 +99,38 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     parent = ParentGpus()
     parent.set(HIDDEN if is_parallel(options) else devices.workers[0].visible)
     take(devices.workers[0] if not is_parallel(options) else WorkerDevices(), set_env=False)
+    workers = early_workers(options, devices)
+    run = _Run(options, progress, name, folder, started, devices, parent, workers)
+    try:
+        return _logged_run(run)
+    except BaseException:
+        if workers is not None:  # the sweep stopped before (or while) they ran
+            workers.stop()
+        raise
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One ``sweep run``'s facts, handed down its steps."""
+
+    options: RunOptions
+    progress: Progress
+    name: str
+    folder: Path
+    started: float
+    devices: DevicePlan
+    parent: ParentGpus
+    workers: Any  # the loky workers started before TensorFlow's import (sweep.together)
+
+
+def _logged_run(run: _Run) -> SweepSummary:
+    options, progress, folder, devices, parent = (
+        run.options,
+        run.progress,
+        run.folder,
+        run.devices,
+        run.parent,
+    )
     import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
     from sweep.train.gpu import configure_process
 
@@ -109,7 +141,7 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
         try:
             if devices.warning:
                 FanOut(progress, logged).message(f"warning: {devices.warning}")
-            summary = _run(options, progress, logged, name, folder, started, devices, parent)
+            summary = _run(run, logged)
         except (SweepError, KeyboardInterrupt) as exc:
             why = str(exc) if isinstance(exc, SweepError) else "interrupted"
             logged.message(f"sweep stopped: {redact_text(why, options.storage or '')}")
@@ -123,6 +155,18 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
             ended += f"; best: trial {best['trial']} {best['monitor']}={best['best_score']:.6g}"
         logged.message(ended)
         return summary
+
+
+def early_workers(options: RunOptions, devices: DevicePlan) -> Any:
+    """``--jobs N`` on this machine's CPUs: the other N-1 workers, started now, before
+    this process imports TensorFlow (see sweep.together); else None. Where workers get
+    GPUs of their own, each must set them before it imports TensorFlow (and the parent's
+    probe keeps off the GPUs), so they start after the probe."""
+    if options.backend == "loky" and (options.jobs or 1) > 1 and not devices.assigned:
+        from sweep.together import start_early
+
+        return start_early(options.jobs or 1, options.threads, force=options.force_jobs)
+    return None
 
 
 def is_parallel(options: RunOptions) -> bool:
@@ -232,59 +276,27 @@ def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
         study.enqueue_trial(defaults, skip_if_exists=True)
 
 
-def _run(
-    options: RunOptions,
-    progress: Progress,
-    logged: PlainProgress,
-    name: str,
-    folder: Path,
-    started: float,
-    devices: DevicePlan,
-    parent: ParentGpus,
-) -> SweepSummary:
-    space = load_run_space(options, name)
+def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
+    options, workers = run.options, run.workers
+    space = load_run_space(options, run.name)
     from sweep.tracking import check_installed
 
     check_installed(tensorboard=space.settings.tensorboard, mlflow=space.settings.mlflow)
     parallel = is_parallel(options)
-    if not parallel and options.threads is not None:
+    if workers is not None or (not parallel and options.threads is not None):
         from sweep.parallel import limit_threads
 
-        limit_threads(options.threads)
-    workers = None
-    # The parent is worker 0, the others start before the probe, on a CPU-only run: where
-    # workers get GPUs of their own, each must set them before it imports TensorFlow (and
-    # the parent's probe keeps off the GPUs), so they start after the probe, as before.
-    if options.backend == "loky" and (options.jobs or 1) > 1 and not devices.assigned:
-        from sweep.together import start_early
-
-        workers = start_early(options.jobs or 1, options.threads, force=options.force_jobs)
-    elif options.backend == "loky" and (options.jobs or 1) > 1:
+        limit_threads(workers.threads if workers is not None else int(options.threads or 1))
+    if workers is None and options.backend == "loky" and (options.jobs or 1) > 1:
         from sweep.parallel import check_machine_holds
 
         check_machine_holds(options.jobs or 1, force=options.force_jobs)
-    try:
-        return _prepared(
-            options, progress, logged, name, folder, started, devices, parent, workers, space
-        )
-    except BaseException:
-        if workers is not None:
-            workers.stop()
-        raise
+    return _prepared(run, logged, space)
 
 
-def _prepared(
-    options: RunOptions,
-    progress: Progress,
-    logged: PlainProgress,
-    name: str,
-    folder: Path,
-    started: float,
-    devices: DevicePlan,
-    parent: ParentGpus,
-    workers: Any,
-    space: SearchSpace,
-) -> SweepSummary:
+def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSummary:
+    options, progress, name, folder = run.options, run.progress, run.name, run.folder
+    started, devices, parent, workers = run.started, run.devices, run.parent, run.workers
     both = FanOut(progress, logged)
     parallel = is_parallel(options)
     data = load_checked_data(space)

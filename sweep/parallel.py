@@ -59,6 +59,9 @@ def check_jobs(
         )
 
 
+TF_FOOTPRINT = 800 * 2**20  # resident memory of a process that imported TensorFlow, about
+
+
 def check_machine_holds(jobs: int, *, force: bool) -> None:
     """``check_jobs`` with this machine's cores and memory, and this process's footprint."""
     import psutil
@@ -66,7 +69,8 @@ def check_machine_holds(jobs: int, *, force: bool) -> None:
     check_jobs(
         jobs,
         cores=len(os.sched_getaffinity(0)),
-        per_worker=psutil.Process().memory_info().rss,
+        # before TensorFlow is imported here, a worker still needs what it takes
+        per_worker=max(psutil.Process().memory_info().rss, TF_FOOTPRINT),
         available=psutil.virtual_memory().available,
         force=force,
     )

@@ -1,8 +1,9 @@
 """``--jobs N`` on one machine, with the parent as one of the N workers.
 
-The parent has imported TensorFlow and loaded the data already, so it runs trials
-itself (worker 0) next to N-1 loky worker processes; those are started before the
-parent probes the space, so their own TensorFlow import overlaps the probe. The
+The parent imports TensorFlow and loads the data anyway, so it runs trials itself
+(worker 0) next to N-1 loky worker processes; those are started before the parent
+imports TensorFlow, so their own import overlaps the parent's, its data load and its
+probe. The
 workers write their lines to ``sweep.log`` and the relay thread shows them (and the
 study's state) while the parent trains.
 """
@@ -53,14 +54,14 @@ class Workers:
 
 
 def start_early(jobs: int, threads: int | None, *, force: bool) -> Workers:
-    """Check the machine holds ``jobs`` workers, limit this process's threads, and start
-    the other ``jobs - 1`` (before the probe: their start-up overlaps it)."""
-    from sweep.parallel import check_machine_holds, limit_threads, threads_per_job
+    """Check the machine holds ``jobs`` workers and start the other ``jobs - 1`` (before
+    this process imports TensorFlow: their start-up overlaps its import, the data load
+    and the probe). This process limits its own threads (``workers.threads``) once it
+    has imported TensorFlow."""
+    from sweep.parallel import check_machine_holds, threads_per_job
 
     check_machine_holds(jobs, force=force)
-    per = threads_per_job(jobs, threads)
-    limit_threads(per)
-    return Workers(jobs - 1, per)
+    return Workers(jobs - 1, threads_per_job(jobs, threads))
 
 
 def run_with_parent(
