@@ -242,7 +242,8 @@ def run_sweep_way(
     as one run would (the sampler is reseeded per trial number)."""
     import sweep
 
-    target, used, curves = 0, 0, []
+    target, used = 0, 0
+    curves: list[list[float]] = []
     while used < budget:
         target += max(1, math.ceil((budget - used) / max_epochs))
         sweep.run(
