@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from measure import HERE, PYTHON, measure, median, table
+from measure import HERE, PYTHON, measure, median, plural, table
 
 SPACE = HERE.parent / "search_spaces" / "digits_cnn.py"
 MONITOR = "val_accuracy"
@@ -197,8 +197,8 @@ def format_search(results: Results) -> str:
     ]
     head = (
         f"Table 6, which search finds the best model soonest: digits CNN (max_epochs="
-        f"{max_epochs}), {budget} epochs trained per search, {seeds} seeds; best val_accuracy "
-        "of any epoch trained so far, median over seeds"
+        f"{max_epochs}), {budget} epochs trained per search, {plural(seeds, 'seed')}; best "
+        "val_accuracy of any epoch trained so far, median over seeds"
     )
     foot = (
         f"Best score found overall: {best:.4f} ({where.way}, seed {where.seed}); "
