@@ -1,5 +1,6 @@
 """Table 3, parallel throughput: the same 8 trials (a grid over the digits space,
-10 epochs each, no early stopping) with `sweep run --jobs 1`, `--jobs 2` and `--jobs 4`, run side by side,
+10 epochs each, no early stopping) with `sweep run --jobs 1`, `--jobs 2` and `--jobs 4`,
+run side by side,
 alternating, in one run. With --jobs N the parent is one of the N workers.
 
     python benchmarks/parallel.py [--repeats 2] [--quick]

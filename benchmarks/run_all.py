@@ -1,12 +1,16 @@
-"""All four benchmark tables in one run: overhead against what users would use instead,
-epochs saved by early stopping, parallel throughput, and start-up.
+"""Every benchmark table in one run: overhead against what users would use instead,
+epochs saved by early stopping, parallel throughput, start-up, studies of 10,000 trials,
+which search finds the best model soonest, and input kinds.
 
     pip install -e '.[bench]'          # KerasTuner's search needs tensorboard
-    python benchmarks/run_all.py       # about 13 minutes on 2 cores
-    python benchmarks/run_all.py --quick      # every code path in a few minutes, for development
+    python benchmarks/run_all.py --workdir DIR   # about 2 hours on 2 cores, most of it table 6
+    python benchmarks/run_all.py --quick      # every code path, for development
 
-Every number printed is measured in this run. Progress goes to stderr, the tables to
-stdout (Markdown, as in the README's Performance section).
+Every number printed is measured in this run, except table 6's searches when --workdir
+already holds them (`benchmarks/search.py --workdir DIR/search` made them; they are
+counted in epochs, not seconds, so they may run beside other work, and there two at a
+time: ``--search-parallel``). Progress goes to stderr, the tables to stdout (Markdown, as
+in the README's Performance section).
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from pathlib import Path
 
 from epochs_saved import format_epochs_saved, run_full, study_facts
 from fixed_trials import Setup
+from inputs import format_speed, measure_memory, measure_speed
 from overhead import format_overhead, per_trial_overhead, run_all_ways
 from parallel import format_parallel, measure_parallel
+from scale import format_scale, measure_scale
+from search import format_search, measure_search
 from startup import format_startup, measure_startup
 
 
@@ -38,6 +45,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="repetitions of tables 1 and 3")
     parser.add_argument("--quick", action="store_true", help="5 epochs, 1 repetition")
     parser.add_argument("--workdir", type=Path, help="keep every run's files here")
+    parser.add_argument(
+        "--search-parallel", type=int, default=1, help="table 6: searches at once (default 1)"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     repeats = 1 if args.quick else args.repeats
@@ -86,6 +96,23 @@ def main() -> None:
         }
         print(format_startup(times, heavy, first_epoch) + "\n", flush=True)
         spent["table 4"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        print(format_scale(measure_scale(folder / "scale", quick=args.quick)) + "\n", flush=True)
+        spent["table 5"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        print(format_speed(*measure_speed(args.quick)) + "\n", flush=True)
+        print(measure_memory(args.quick) + "\n", flush=True)
+        spent["table 7"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        seeds, budget, most = (range(2), 60, 10) if args.quick else (range(5), 300, 30)
+        searched = measure_search(
+            seeds, budget, folder / "search", max_epochs=most, parallel=args.search_parallel
+        )
+        print(format_search(searched) + "\n", flush=True)
+        spent["table 6"] = time.perf_counter() - clock
 
     total = time.perf_counter() - started
     parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in spent.items())

@@ -145,12 +145,26 @@ def search_once(way: Way, seed: int, setup: Setup, folder: Path) -> Searched:
 
 
 def measure_search(
-    seeds: Sequence[int], budget: int, folder: Path, *, max_epochs: int = 30, threads: int = 1
+    seeds: Sequence[int],
+    budget: int,
+    folder: Path,
+    *,
+    max_epochs: int = 30,
+    threads: int = 1,
+    parallel: int = 1,
 ) -> Results:
-    """Every way on every seed, one search at a time (never two trainings at once)."""
+    """Every way on every seed, ``parallel`` searches at a time (quality is counted in
+    epochs, so searches running side by side change no score, only the wall times)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     setup = Setup(seeds=tuple(seeds), budget=budget, max_epochs=max_epochs, threads=threads)
     folder.mkdir(parents=True, exist_ok=True)
-    return {way.key: [search_once(way, s, setup, folder) for s in setup.seeds] for way in WAYS}
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {
+            way.key: [pool.submit(search_once, way, s, setup, folder) for s in setup.seeds]
+            for way in WAYS
+        }
+        return {key: [f.result() for f in found] for key, found in futures.items()}
 
 
 # ---- the table ----
@@ -365,6 +379,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300, help="epochs trained per search")
     parser.add_argument("--max-epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads per search")
+    parser.add_argument("--parallel", type=int, default=1, help="searches at once (default 1)")
     parser.add_argument("--quick", action="store_true", help="2 seeds, budget 60, max epochs 10")
     parser.add_argument("--workdir", type=Path, help="keep every search (and its result) here")
     parser.add_argument("--one", choices=sorted(BY_KEY), help=argparse.SUPPRESS)
@@ -384,6 +399,7 @@ def main() -> None:
             args.workdir or Path(tmp),
             max_epochs=args.max_epochs,
             threads=args.threads,
+            parallel=args.parallel,
         )
         print(format_search(results))
 
