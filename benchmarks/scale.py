@@ -24,7 +24,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -178,54 +178,101 @@ def time_commands(results: Path, name: str) -> dict[str, Any]:
     return found
 
 
-def bookkeeping_gap(
-    results: Path, name: str, *, sampler: str, rounds: int = 6
-) -> tuple[float, float]:
-    """CPU seconds between one trial's end and the next one's start, training left out:
-    the orphan check, the counts, ask, tell, the table rewrite and the best so far, as
-    a running sweep's Session does them (on a copy of the study). Returns the median
-    over the rounds after the first, and the first (Optuna's cache in front of the
-    storage reads every trial whole once: the session's start-up). CPU time, not wall
+class SamplerClock:
+    """CPU seconds spent inside the sampler's own methods (Optuna's work, not sweep's)."""
+
+    METHODS = (
+        "infer_relative_search_space",
+        "sample_relative",
+        "sample_independent",
+        "before_trial",
+        "after_trial",
+    )
+
+    def __init__(self, sampler: Any) -> None:
+        self.spent = 0.0
+        for name in self.METHODS:
+            setattr(sampler, name, self._timed(getattr(sampler, name)))
+
+    def _timed(self, method: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.spent += time.process_time() - started
+
+        return timed
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Between one trial's end and the next one's start, CPU seconds (medians over the
+    rounds after the first): all of it, and the sampler's own part of it."""
+
+    total: float
+    sampler: float
+    first: float  # the first round: the session's start-up (Optuna's cache fills)
+
+    @property
+    def sweep(self) -> float:
+        return self.total - self.sampler
+
+
+def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) -> Gap:
+    """What a running sweep's Session does between two trials, training left out (on a
+    copy of the study): the orphan check, the counts, reseed and ask, the trial's facts,
+    tell, the table rewrite, the trial read back and the best so far. CPU time, not wall
     time: it moves little when other work loads the machine."""
     import optuna
 
     from sweep.ownership import Worker
-    from sweep.results import TableCache, write_table
-    from sweep.session import best_so_far
+    from sweep.reading import BestCache, state_counts
+    from sweep.record import from_trial, write
+    from sweep.results import write_table
+    from sweep.samplers import make_sampler, reseed_for_trial
     from sweep.storage import default_storage_url, open_storage
+    from sweep.table_cache import TableCache
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(
         study_name=name, storage=open_storage(default_storage_url(results, name))
     )
-    study.sampler = (
-        optuna.samplers.TPESampler(seed=0) if sampler == "tpe" else optuna.samplers.RandomSampler(0)
-    )
+    study.sampler = make_sampler(sampler, seed=0)  # as `sweep run --sampler NAME --seed 0`
+    clock = SamplerClock(study.sampler)
     worker, cache, table_path = Worker(results / name), TableCache(), results / name / "trials.csv"
-    from sweep.reading import state_counts
-
     write_table(study, table_path, cache)  # the session's first table (its start-up)
-    gaps: list[float] = []
+    shown = BestCache()  # the live display's best so far
+    shown.best(study)
+    totals: list[float] = []
+    own: list[float] = []
     dists = distributions()
     try:
         for _ in range(rounds):
-            started = time.process_time()
+            started, clock.spent = time.process_time(), 0.0
             with worker.claiming():
                 worker.orphans(study)
                 counts = state_counts(study)
-                _ = counts["RUNNING"], counts.total()
+                reseed_for_trial(study.sampler, 0, counts.total())
                 trial = study.ask()
                 worker.mark(trial)
+                write(trial, space_fingerprint={"source": "0" * 64})
             for key, dist in dists.items():
                 trial._suggest(key, dist)
             study.tell(trial, 0.5)
             write_table(study, table_path, cache)
-            best_so_far(study)
-            gaps.append(time.process_time() - started)
+            from_trial(study._storage.get_trial(trial._trial_id))
+            shown.best(study)
+            totals.append(time.process_time() - started)
+            own.append(clock.spent)
     finally:
         worker.close()
-    steady = sorted(gaps[1:])
-    return steady[len(steady) // 2], gaps[0]
+    return Gap(total=_median(totals[1:]), sampler=_median(own[1:]), first=totals[0])
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 def copy_study(results: Path, name: str, into: Path) -> Path:
@@ -248,7 +295,7 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows: list[list[str]] = []
-        gaps: dict[tuple[int, str], tuple[float, float]] = {}
+        gaps: dict[tuple[int, str], Gap] = {}
         for n in sizes:
             results, name = build(workdir, n)
             times = time_commands(results, name)
@@ -274,13 +321,31 @@ def main() -> None:
         )
         gap_rows = []
         for sampler in ("random", "tpe"):
-            base = gaps[(10, sampler)][0]
+            base = gaps[(10, sampler)]
             for n in [10, *sizes]:
-                g, first = gaps[(n, sampler)]
+                g = gaps[(n, sampler)]
                 gap_rows.append(
-                    [sampler, f"{n:,}", f"{1000 * g:.0f} ms", f"{g / base:.2f}x", f"{first:.2f} s"]
+                    [
+                        sampler,
+                        f"{n:,}",
+                        f"{1000 * g.total:.0f} ms",
+                        f"{g.total / base.total:.2f}x",
+                        f"{1000 * g.sweep:.0f} ms",
+                        f"**{g.sweep / base.sweep:.2f}x**",
+                        f"{1000 * g.sampler:.0f} ms",
+                        f"{g.first:.2f} s",
+                    ]
                 )
-        heads = ["sampler", "finished trials", "gap (CPU)", "vs 10", "first ask (start-up)"]
+        heads = [
+            "sampler",
+            "finished trials",
+            "gap (CPU)",
+            "vs 10",
+            "sweep's part",
+            "vs 10",
+            "the sampler's own",
+            "first round (start-up)",
+        ]
         print(table(heads, gap_rows))
 
 

@@ -183,8 +183,9 @@ def _print_plain_table(rows: list[dict[str, Any]], cols: list[str], out: TextIO)
 
     cells = [[c.removeprefix("param_") for c in cols]]
     cells += [[display_cell(row.get(c)) for c in cols] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [line.format(*r).rstrip() for r in cells]
     lines.insert(1, "  ".join("─" * w for w in widths))
     out.write("\n".join(lines) + "\n")
 
@@ -254,7 +255,7 @@ def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    from sweep.results import status
+    from sweep.status import status
     from sweep.storage import load_existing_study
 
     study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
@@ -265,7 +266,9 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     )
     if s.best:
         b = s.best
-        params = ", ".join(f"{k[6:]}={v}" for k, v in b.items() if k.startswith("param_"))
+        params = ", ".join(
+            f"{k[6:]}={v}" for k, v in b.items() if k.startswith("param_") and v is not None
+        )
         out.write(
             f"best: trial {b['trial']} {b['monitor']}={b['best_score']:.6g} at epoch "
             f"{b['best_epoch']} ({params})\n"

@@ -22,6 +22,7 @@ from typing import Any
 from sweep.errors import ConfigError
 from sweep.plan import Plan
 from sweep.progress import Progress, RunningTrial
+from sweep.reading import BestCache
 from sweep.record import from_trial
 
 
@@ -197,6 +198,7 @@ class Relay:
         self.progress = progress
         self.line = line
         self.offset = log.stat().st_size if log.exists() else 0
+        self.best = BestCache()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -223,12 +225,14 @@ class Relay:
             if not self.prefixed_only or WORKER_LINE.search(raw):
                 self.line(raw)
         with contextlib.suppress(Exception):  # a busy storage: next time
-            self.progress.study_state(*snapshot(self.study))
+            self.progress.study_state(*snapshot(self.study, self.best))
 
 
-def snapshot(study: Any) -> tuple[int, list[RunningTrial], tuple[int, float] | None]:
+def snapshot(
+    study: Any, best: BestCache
+) -> tuple[int, list[RunningTrial], tuple[int, float] | None]:
     from sweep.reading import running as running_trials
-    from sweep.session import best_so_far, finished
+    from sweep.session import finished
 
     running = []
     for t in running_trials(study):  # only these are read whole
@@ -245,4 +249,4 @@ def snapshot(study: Any) -> tuple[int, list[RunningTrial], tuple[int, float] | N
                 started=t.datetime_start.timestamp() if t.datetime_start else time.time(),
             )
         )
-    return finished(study), running, best_so_far(study)
+    return finished(study), running, best.best(study)

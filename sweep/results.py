@@ -9,15 +9,13 @@ import csv
 import io
 import json
 import math
-import time
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sweep.atomic import write_text_atomic
 from sweep.direction import Direction
 from sweep.record import State, from_trial
+from sweep.table_cache import TableCache
 
 FIXED_BEFORE = ["trial", "state"]
 FIXED_AFTER = [
@@ -127,43 +125,14 @@ def sort_key(direction: str) -> Any:
     return key
 
 
-class TableCache:
-    """A running sweep's table: finished trials' rows are made once (they never change),
-    so rewriting the table costs about the same at trial 10,000 as at trial 10."""
-
-    def __init__(self) -> None:
-        from sweep.reading import TrialCache
-
-        self.trials = TrialCache()
-        self.rows: dict[int, dict[str, Any]] = {}  # finished trials, by number
-        self.lines: dict[int, str] = {}  # their CSV lines, for ``names``
-        self.names: list[str] = []
-
-    def forget(self, numbers: list[int]) -> None:
-        """Rows to make again (their checkpoint was deleted)."""
-        for n in numbers:
-            self.rows.pop(n, None)
-            self.lines.pop(n, None)
-
-
 def table_rows(study: Any, cache: TableCache | None = None) -> list[dict[str, Any]]:
-    """Every trial of the study as a row, best first (read with ``sweep.reading``)."""
-    from sweep.reading import FINISHED, trials
+    """Every trial of the study as a row, best first (read with ``sweep.reading``); with
+    a ``cache`` (a running sweep's), only the new and the running trials' rows are made."""
+    if cache is not None:
+        return cache.table_rows(study, READ_KEYS)
+    from sweep.reading import trials
 
-    found = trials(study, cache=None if cache is None else cache.trials, keys=READ_KEYS)
-    names = param_names(found)
-    if cache is None:
-        return rows_of(found, study.direction.name.lower())
-    else:
-        if names != cache.names:
-            cache.rows, cache.lines, cache.names = {}, {}, names
-        rows = []
-        for t in found:
-            row = cache.rows.get(t.number) or trial_row(t, names)
-            if t.state.name in FINISHED:
-                cache.rows[t.number] = row
-            rows.append(row)
-    return sorted(rows, key=sort_key(study.direction.name.lower()))
+    return rows_of(trials(study, keys=READ_KEYS), study.direction.name.lower())
 
 
 def rows_of(trials: list[Any], direction: str) -> list[dict[str, Any]]:
@@ -187,23 +156,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _line(row: dict[str, Any], cols: list[str]) -> str:
+def csv_line(row: dict[str, Any], cols: list[str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([_cell(row.get(c)) for c in cols])
     return buf.getvalue()
 
 
-def to_csv(rows: list[dict[str, Any]], cache: TableCache | None = None) -> str:
+def to_csv(rows: list[dict[str, Any]]) -> str:
     cols = columns(rows)
-    lines = [_line(dict(zip(cols, cols, strict=True)), cols)]
-    for row in rows:
-        number = int(row["trial"])
-        if cache is not None and number in cache.rows:
-            line = cache.lines.get(number) or cache.lines.setdefault(number, _line(row, cols))
-        else:
-            line = _line(row, cols)
-        lines.append(line)
-    return "".join(lines)
+    header = csv_line(dict(zip(cols, cols, strict=True)), cols)
+    return "".join([header, *(csv_line(row, cols) for row in rows)])
 
 
 def to_json(rows: list[dict[str, Any]]) -> str:
@@ -229,49 +191,5 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 def write_table(study: Any, path: Path, cache: TableCache | None = None) -> list[dict[str, Any]]:
     """Rewrite ``trials.csv`` atomically from the storage; return the rows."""
     rows = table_rows(study, cache)
-    write_text_atomic(path, to_csv(rows, cache))
+    write_text_atomic(path, to_csv(rows) if cache is None else cache.csv_text())
     return rows
-
-
-@dataclass(frozen=True)
-class Status:
-    study: str
-    direction: str
-    counts: dict[str, int]
-    best: dict[str, Any] | None
-    running: list[dict[str, Any]]
-    interrupted: list[dict[str, Any]]  # running trials whose process is gone
-    spent_s: float
-    resume_notes: list[dict[str, Any]] = field(default_factory=list)  # resumes not exact
-
-
-def status(study: Any, *, folder: Path | None = None) -> Status:
-    from sweep.reading import trials as read_trials
-
-    trials = read_trials(study, keys=READ_KEYS)
-    rows = rows_of(trials, study.direction.name.lower())
-    counts = Counter(r["state"] for r in rows)
-    complete = [r for r in rows if r["state"] == "complete"]
-    starts = [t.datetime_start.timestamp() for t in trials if t.datetime_start]
-    ends = [t.datetime_complete.timestamp() for t in trials if t.datetime_complete]
-    if any(r["state"] == "running" for r in rows):
-        ends.append(time.time())
-    spent = max(ends) - min(starts) if starts and ends else 0.0
-    gone = set()
-    if folder is not None and folder.is_dir():
-        from sweep.ownership import owner_alive
-
-        for t in trials:
-            owner = from_trial(t).owner
-            if t.state.name == "RUNNING" and owner and not owner_alive(folder, owner):
-                gone.add(t.number)
-    return Status(
-        study=study.study_name,
-        direction=study.direction.name.lower(),
-        counts=dict(counts),
-        best=complete[0] if complete else None,
-        running=[r for r in rows if r["state"] == "running" and r["trial"] not in gone],
-        interrupted=[r for r in rows if r["trial"] in gone],
-        spent_s=spent,
-        resume_notes=[r for r in rows if r.get("resume_note")],
-    )

@@ -172,7 +172,9 @@ def open_journal(url: str) -> Any:
         ) from None
 
 
-def open_storage(url: str) -> Any:
+def open_storage(url: str, *, existing: bool = False) -> Any:
+    """The storage at ``url``; ``existing``: a storage that must already hold the study
+    (the read commands): no table creation, and the quick schema check (sweep.schema)."""
     import warnings
 
     import optuna
@@ -192,7 +194,18 @@ def open_storage(url: str) -> Any:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, **heartbeat)
+                    opened = optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=kwargs,
+                        skip_table_creation=existing,
+                        skip_compatibility_check=existing,
+                        **heartbeat,
+                    )
+                if existing:
+                    from sweep.schema import check_schema
+
+                    check_schema(opened)
+                return opened
             except Exception as exc:
                 # another process creating the same new storage at the same moment
                 racing = "already exists" in str(exc) or "database is locked" in str(exc)
@@ -331,7 +344,7 @@ def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -
             )
         storage = default_storage_url(results_dir, study)
     try:
-        opened = open_storage(storage)
+        opened = open_storage(storage, existing=True)
         return optuna.load_study(study_name=study, storage=opened)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(opened)]

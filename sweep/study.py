@@ -17,8 +17,8 @@ from sweep.record import StudyAttr, TrialRecord, from_trial, read_study
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sweep.results import Status
     from sweep.space import SearchSpace
+    from sweep.status import Status
 
 
 class Study:
@@ -179,6 +179,6 @@ class Study:
 
     def status(self) -> Status:
         """Trials by state, the best so far, the running and the interrupted ones."""
-        from sweep.results import status
+        from sweep.status import status
 
         return status(self._optuna, folder=self.folder)

@@ -8,10 +8,12 @@ import shutil
 from pathlib import Path
 
 import optuna
+import pytest
 
 from sweep import reading
-from sweep.results import READ_KEYS, TableCache, table_rows, to_csv, write_table
+from sweep.results import READ_KEYS, table_rows, to_csv, write_table
 from sweep.storage import load_existing_study
+from sweep.table_cache import TableCache
 
 
 def _study(folder: Path) -> optuna.Study:
@@ -53,9 +55,58 @@ def test_running_sweep_table_reads_only_new_trials(finished_sweep: Path, tmp_pat
     trial.set_user_attr("best_score", 0.5)
     assert [r["state"] for r in table_rows(study, cache)].count("running") == 1
     study.tell(trial, 0.5)
+    made = dict(cache.rows)
     rows = write_table(study, path, cache)
     assert all(cache.trials.finished[tid] is view for tid, view in kept.items())  # not reread
+    assert all(cache.rows[n] is row for n, row in made.items())  # nor their rows remade
     assert len(cache.trials.finished) == 4
     assert rows == table_rows(study) and len(rows) == len(first) + 1
     assert path.read_text() == to_csv(table_rows(study))
     assert set(cache.trials.finished[trial._trial_id].user_attrs) <= READ_KEYS
+
+
+def test_status_reads_only_what_it_shows_and_says_the_same(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from sweep.status import _read_all, status
+
+    shutil.copytree(finished_sweep, tmp_path / "s")
+    study = _study(tmp_path / "s")
+    trial = study.ask()  # running, with a note on an inexact resume
+    trial.set_user_attr("resume_note", "a callback's state was not saved")
+    quick = status(study)  # SQL: counts, span, and only the best, running and noted trials
+    whole = _read_all(study)
+    assert len(whole.trials) == 4
+    assert quick.counts == {"complete": 3, "running": 1} == dict(whole.counts)
+    assert quick.best is not None and quick.best["trial"] == study.best_trial.number
+    assert [r["trial"] for r in quick.running] == [trial.number]
+    assert [r["trial"] for r in quick.resume_notes] == [trial.number]
+    picked = reading.selected(study, reading.noted(study, "resume_note"), keys=READ_KEYS)
+    assert [t.number for t in picked] == sorted({study.best_trial.number, trial.number})
+    starts = [t.datetime_start.timestamp() for t in whole.trials]
+    assert whole.span is not None and quick.spent_s == pytest.approx(
+        whole.span[1] - min(starts), abs=5.0
+    )  # to the moment each was read: the running trial counts until now
+
+
+def test_read_commands_check_the_schema_quickly_and_still_refuse_an_old_one(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from conftest import run_cli
+
+    from sweep.schema import head_revision
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{finished_sweep}/results/tiny/study.db")
+    assert head_revision() == storage.get_head_version()  # alembic's own answer
+    shutil.copytree(finished_sweep, tmp_path / "s")
+    db = tmp_path / "s" / "results" / "tiny" / "study.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'v3.0.0.d'")
+    before = db.read_bytes()
+    code, out, err = run_cli("table", "tiny", "--results", str(db.parents[1]), cwd=tmp_path)
+    assert code == 2 and out == ""
+    assert "optuna storage upgrade" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert db.read_bytes() == before  # a read command changes nothing
