@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from conftest import run_cli, write_space
+
+if TYPE_CHECKING:
+    from sweep.record import TrialRecord
 
 SOURCE = """
 from __future__ import annotations
@@ -153,7 +157,7 @@ def write_pngs(root: Path) -> None:
                 tf.io.write_file(str(folder / f"{i}.png"), tf.io.encode_png(img))
 
 
-def trials(folder: Path, kind: str) -> list[object]:
+def trials(folder: Path, kind: str) -> list[TrialRecord]:
     import optuna
 
     from sweep.record import TrialRecord
@@ -165,10 +169,12 @@ def trials(folder: Path, kind: str) -> list[object]:
 
 def scores(folder: Path, kind: str) -> list[float | None]:
     """Each trial's best_score, by trial number."""
-    return [t.best_score for t in trials(folder, kind)]  # type: ignore[attr-defined]
+    return [t.best_score for t in trials(folder, kind)]
 
 
-def sweep_and_export(folder: Path, kind: str, jobs: int, *extra: str) -> dict[str, object]:
+def sweep_and_export(
+    folder: Path, kind: str, jobs: int, *extra: str, export: bool = True
+) -> dict[str, object]:
     """``sweep run`` with --jobs ``jobs`` then ``sweep export``, which re-evaluates the best
     checkpoint on the validation input; with --jobs 2, checks that a worker process other
     than this one (the parent) trained a trial."""
@@ -182,12 +188,14 @@ def sweep_and_export(folder: Path, kind: str, jobs: int, *extra: str) -> dict[st
     assert ("memory-map the arrays from" in out + err) == (kind in ARRAYS and jobs == 2), out + err
     assert not shared.exists()  # the workers' memmapped copy is removed at the end
     records = trials(folder, kind)
-    assert [t.state.value for t in records] == ["complete", "complete"]  # type: ignore[attr-defined]
-    pids = {int(t.worker.rsplit(":", 1)[1]) for t in records}  # type: ignore[attr-defined]
+    assert [t.state.value for t in records] == ["complete", "complete"]
+    pids = {int(t.worker.rsplit(":", 1)[1]) for t in records}
     if jobs == 1:
         assert pids == {os.getpid()}
     else:  # the worker field is host:pid of the process that ran the trial
         assert pids - {os.getpid()}, f"{kind}: the parent ran every trial itself"
+    if not export:
+        return {}
     out_file = folder / f"{kind}.keras"
     code, _, err = run_cli(
         "export", kind, "--out", str(out_file), "--results", str(folder / "results"), cwd=folder
@@ -217,15 +225,16 @@ def test_each_kind_sweeps_with_jobs_1_and_2_and_its_best_checkpoint_verifies(
 
 
 def test_sample_weights_and_class_weight_change_the_result(tmp_path: Path) -> None:
-    """Arrays with sample weights, and class_weight via fit_options (the same weights, per
-    class), with --jobs 1 and --jobs 2 (the workers train on the memmapped copy, weights
-    included): trial by trial they train alike, and unlike the same arrays unweighted."""
-    weighted = {}
-    for kind in ("weights", "classweight"):
-        for jobs in (1, 2):
-            sweep_and_export(tmp_path / f"{kind}{jobs}", kind, jobs)
-            weighted[kind, jobs] = scores(tmp_path / f"{kind}{jobs}", kind)
-    sweep_and_export(tmp_path / "plain", "plain", 1)  # the same data, training unweighted
+    """Arrays with sample weights (--jobs 1 and --jobs 2: the workers train on the
+    memmapped copy, weights included) and class_weight via fit_options (the same weights,
+    per class; --jobs 2, the generator test has it with both): trial by trial they train
+    alike, and unlike the same arrays unweighted."""
+    weighted: dict[tuple[str, int], list[float | None]] = {}
+    for kind, jobs in (("weights", 1), ("weights", 2), ("classweight", 2)):
+        sweep_and_export(tmp_path / f"{kind}{jobs}", kind, jobs)
+        weighted[kind, jobs] = scores(tmp_path / f"{kind}{jobs}", kind)
+    # the same data, training unweighted (a reference: not exported)
+    sweep_and_export(tmp_path / "plain", "plain", 1, export=False)
     plain = scores(tmp_path / "plain", "plain")
     first = weighted["weights", 1]
     for key, found in weighted.items():
@@ -241,7 +250,7 @@ def test_generator_with_class_weight_with_jobs_1_and_2(tmp_path: Path) -> None:
     for jobs in (1, 2):
         card = sweep_and_export(tmp_path / str(jobs), "generator", jobs)
         assert "not fingerprinted" in str(card["data_fingerprint"])
-    sweep_and_export(tmp_path / "plain", "plaingenerator", 1)
+    sweep_and_export(tmp_path / "plain", "plaingenerator", 1, export=False)
     balanced = scores(tmp_path / "1", "generator")
     assert scores(tmp_path / "2", "generator") == pytest.approx(balanced, rel=1e-4)
     for b, p in zip(balanced, scores(tmp_path / "plain", "plaingenerator"), strict=True):
