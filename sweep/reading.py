@@ -121,7 +121,11 @@ def _base_views(
     if ids is not None:
         query = query.where(t.c.trial_id.in_(sorted(set(ids))))
     if cache is not None and cache.finished:
-        changed = [t.c.trial_id > max(cache.finished), t.c.state.notin_(FINISHED)]
+        changed = [t.c.trial_id > max(cache.finished)]
+        if conn.dialect.name != "sqlite":
+            # Elsewhere a trial may commit after one with a larger id: any unfinished one
+            # (SQLite has one writer at a time, so ids are committed in order there).
+            changed.append(t.c.state.notin_(FINISHED))
         if cache.unfinished:
             changed.append(t.c.trial_id.in_(sorted(cache.unfinished)))
         query = query.where(sa.or_(*changed))
@@ -225,11 +229,13 @@ def changed(
     cache: TrialCache | None = None,
     keys: Collection[str] | None = None,
     curves: Iterable[int] = (),
+    all_curves: bool = False,
 ) -> list[Any]:
     """The trials not in ``cache`` (new, or not finished when last read), by number,
-    with their intermediate values if running or in ``curves`` (a finished trial in
-    ``curves`` and in the cache keeps its intermediate values as read before). On a
-    storage that is not an RDB: every trial, from ``get_trials``."""
+    with their intermediate values if running or in ``curves`` (or every one's, with
+    ``all_curves``; a finished trial in ``curves`` and in the cache keeps its
+    intermediate values as read before). On a storage that is not an RDB: every trial,
+    from ``get_trials``."""
     storage = rdb(study)
     if storage is None:
         return list(study.get_trials(deepcopy=False))
@@ -239,7 +245,11 @@ def changed(
         new = {v._trial_id: v for v in _base_views(conn, study._study_id, cache)}
         everything = not known and len(new) > _CHUNK
         _fill(conn, study._study_id, new, None if everything else list(new), keys)
-        need = [tid for tid, v in new.items() if v.state.name == "RUNNING" or v.number in wanted]
+        need = [
+            tid
+            for tid, v in new.items()
+            if all_curves or v.state.name == "RUNNING" or v.number in wanted
+        ]
         if wanted:
             need += [tid for tid, v in known.items() if v.number in wanted]
         for tid, steps in _curves(conn, need).items():
@@ -331,6 +341,26 @@ def selected(study: Any, ids: Iterable[int], *, keys: Collection[str] | None = N
         for tid, steps in _curves(conn, running).items():
             views[tid].intermediate_values = steps
     return sorted(views.values(), key=lambda v: v.number)
+
+
+def system_attrs(study: Any) -> dict[int, dict[str, Any]]:
+    """Every trial's system attrs (Optuna's own), by trial id."""
+    storage = rdb(study)
+    assert storage is not None, "system_attrs() reads an RDB storage"
+    import sqlalchemy as sa
+
+    m = _models()
+    t, a = m.TrialModel.__table__, m.TrialSystemAttributeModel.__table__
+    query = (
+        sa.select(a.c.trial_id, a.c.key, a.c.value_json)
+        .join(t, t.c.trial_id == a.c.trial_id)
+        .where(t.c.study_id == study._study_id)
+    )
+    found: dict[int, dict[str, Any]] = {}
+    with storage.engine.connect() as conn:
+        for tid, key, text in _raw(conn, query):
+            found.setdefault(int(tid), {})[key] = json.loads(text)
+    return found
 
 
 def noted(study: Any, key: str) -> list[int]:

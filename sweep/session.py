@@ -36,6 +36,7 @@ from sweep.space import SearchSpace
 from sweep.storage import open_storage
 from sweep.table_cache import TableCache
 from sweep.tracking import Tracker, make_trackers
+from sweep.warm import warm
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 WAIT = "wait"
@@ -269,6 +270,7 @@ def work(
     if space is None:
         space, data = loaded(plan)
     study = optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage))
+    warm(study)  # Optuna's cache of a large study, read in seconds rather than minutes
     # Reseeded for each trial number before each ask (see next_trial): the same command
     # asks the same, however often it was killed; workers ask for different numbers.
     study.sampler = make_sampler(space.settings.sampler, seed=plan.seed, grid=plan.grid)

@@ -110,3 +110,25 @@ def test_read_commands_check_the_schema_quickly_and_still_refuse_an_old_one(
     assert "optuna storage upgrade" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert db.read_bytes() == before  # a read command changes nothing
+
+
+def test_warm_cache_holds_the_trials_optuna_would_read(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    from sweep.warm import warm
+
+    shutil.copytree(finished_sweep, tmp_path / "s")
+    running = _study(tmp_path / "s").ask()  # another worker's running trial
+    running.report(0.25, step=1)
+    running.set_user_attr("best_score", 0.25)
+    study = _study(tmp_path / "s")  # a session's study, before its first ask
+    assert warm(study, at_least=10) == 0  # a small study: Optuna's own read
+    assert warm(study, at_least=0) == 4
+    assert warm(study, at_least=0) == 0  # read already: left to Optuna
+    fresh = _study(tmp_path / "s")  # read by Optuna itself
+    assert study.get_trials(deepcopy=False) == fresh.get_trials(deepcopy=False)
+    study.tell(running.number, 0.5)  # Optuna goes on reading new and unfinished trials only
+    later = study.ask()
+    states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
+    assert states[running.number] == "COMPLETE" and states[later.number] == "RUNNING"
+    assert study.get_trials(deepcopy=False) == _study(tmp_path / "s").get_trials(deepcopy=False)

@@ -46,6 +46,9 @@ def is_memmapped(a: Any) -> bool:
     return isinstance(a, np.memmap)
 
 
+GATHER_THREADS = 2
+
+
 def _take(a: Any, index: np.ndarray) -> Any:
     if a is None:
         return None
@@ -70,7 +73,10 @@ class ArrayBatches(keras.utils.PyDataset):  # type: ignore[misc]
         initial_epoch: int = 0,
         steps: int | None = None,
     ) -> None:
-        super().__init__()
+        # Two threads gather the next batches from the file while the model trains on
+        # this one (NumPy's copy and TensorFlow's step both release the GIL); Keras'
+        # ordered enqueuer keeps batch i at place i.
+        super().__init__(workers=GATHER_THREADS, use_multiprocessing=False, max_queue_size=8)
         self.arrays = arrays
         self.n = length(arrays[0])
         self.batch_size = batch_size
@@ -92,9 +98,10 @@ class ArrayBatches(keras.utils.PyDataset):  # type: ignore[misc]
             index = np.arange(j * self.batch_size, min(self.n, (j + 1) * self.batch_size))
         else:
             epoch = self.initial_epoch + i // self.steps
-            if self._order is None or self._order[0] != epoch:
-                self._order = (epoch, epoch_order(self.seed, epoch, self.n))
-            index = self._order[1][j * self.batch_size : (j + 1) * self.batch_size]
+            order = self._order  # one read: the other thread may replace it meanwhile
+            if order is None or order[0] != epoch:
+                order = self._order = (epoch, epoch_order(self.seed, epoch, self.n))
+            index = order[1][j * self.batch_size : (j + 1) * self.batch_size]
         return tuple(_take(a, index) for a in self.arrays if a is not None)
 
 
