@@ -217,8 +217,9 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
     time: it moves little when other work loads the machine."""
     import optuna
 
+    from sweep.lookups import BestCache
     from sweep.ownership import Worker
-    from sweep.reading import BestCache, state_counts
+    from sweep.reading import state_counts
     from sweep.record import from_trial, write
     from sweep.results import write_table
     from sweep.samplers import make_sampler, reseed_for_trial

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep.errors import ConfigError
+from sweep.lookups import BestCache
 from sweep.plan import Plan
 from sweep.progress import Progress, RunningTrial
-from sweep.reading import BestCache
 from sweep.record import from_trial
 
 

@@ -84,7 +84,8 @@ def _read_all(study: Any) -> _Read:
 def _read_selected(study: Any) -> _Read:
     from optuna.trial import TrialState
 
-    from sweep.reading import noted, selected, state_counts, time_span
+    from sweep.lookups import noted, selected, time_span
+    from sweep.reading import state_counts
 
     counts = Counter(
         {State.of(TrialState[name]).value: n for name, n in state_counts(study).items()}

@@ -14,9 +14,10 @@ No TensorFlow here.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sweep.reading import FINISHED, changed, rdb, system_attrs
+from sweep.reading import FINISHED, _models, _raw, changed, rdb
 
 WARM_FROM = 200  # fewer trials than this: Optuna's own read is quick enough
 
@@ -84,3 +85,23 @@ def frozen_trials(study: Any) -> list[Any]:
         )
         for v in views
     ]
+
+
+def system_attrs(study: Any) -> dict[int, dict[str, Any]]:
+    """Every trial's system attrs (Optuna's own), by trial id."""
+    storage = rdb(study)
+    assert storage is not None, "system_attrs() reads an RDB storage"
+    import sqlalchemy as sa
+
+    m = _models()
+    t, a = m.TrialModel.__table__, m.TrialSystemAttributeModel.__table__
+    query = (
+        sa.select(a.c.trial_id, a.c.key, a.c.value_json)
+        .join(t, t.c.trial_id == a.c.trial_id)
+        .where(t.c.study_id == study._study_id)
+    )
+    found: dict[int, dict[str, Any]] = {}
+    with storage.engine.connect() as conn:
+        for tid, key, text in _raw(conn, query):
+            found.setdefault(int(tid), {})[key] = json.loads(text)
+    return found

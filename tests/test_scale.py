@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep import reading
+from sweep import lookups, reading
 from sweep.results import READ_KEYS, table_rows, to_csv, write_table
 from sweep.storage import load_existing_study
 from sweep.table_cache import TableCache
@@ -81,7 +81,7 @@ def test_status_reads_only_what_it_shows_and_says_the_same(
     assert quick.best is not None and quick.best["trial"] == study.best_trial.number
     assert [r["trial"] for r in quick.running] == [trial.number]
     assert [r["trial"] for r in quick.resume_notes] == [trial.number]
-    picked = reading.selected(study, reading.noted(study, "resume_note"), keys=READ_KEYS)
+    picked = lookups.selected(study, lookups.noted(study, "resume_note"), keys=READ_KEYS)
     assert [t.number for t in picked] == sorted({study.best_trial.number, trial.number})
     starts = [t.datetime_start.timestamp() for t in whole.trials]
     assert whole.span is not None and quick.spent_s == pytest.approx(
