@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from sweep.devices import current as current_devices
 from sweep.direction import Direction
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.fingerprint import RerunCheck, space_fingerprint
-from sweep.interrupts import StopSignals
 from sweep.plan import (
     Plan,
     TrialOptions,
@@ -238,17 +237,6 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
         worker.close()
 
 
-def share_arrays(options: RunOptions, data: Any, folder: Path) -> Path | None:
-    """Array data for --jobs workers on this machine, written once under the study folder
-    (``data/``) for them to memory-map; None where workers call load_data() themselves
-    (other input kinds, a HyperModel's fit, Dask workers elsewhere)."""
-    if options.backend != "loky" or (options.jobs or 1) <= 1 or not data.arrays:
-        return None
-    from sweep.shared import write_shared
-
-    return write_shared(data, (folder / "data").resolve())  # workers may have another cwd
-
-
 def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
@@ -296,7 +284,7 @@ def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
 
 def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSummary:
     options, progress, name, folder = run.options, run.progress, run.name, run.folder
-    started, devices, parent, workers = run.started, run.devices, run.parent, run.workers
+    started, devices, parent = run.started, run.devices, run.parent
     both = FanOut(progress, logged)
     parallel = is_parallel(options)
     data = load_checked_data(space)
@@ -352,49 +340,21 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
         both.message(note)
     write_table(study, table)
     if parallel:
-        from sweep.parallel import Relay, run_parallel
+        from sweep.together import Launch, run_workers
 
-        logged.message(
-            f"starting {options.jobs or 'one per Dask worker'} workers ({options.backend})"
+        launch = Launch(options.jobs, options.backend, options.scheduler, options.threads)
+        stopped_because = run_workers(
+            launch,
+            run.workers,
+            plan,
+            progress=progress,
+            both=both,
+            logged=logged,
+            study=study,
+            space=space,
+            data=data,
+            restore_gpus=parent.restore,
         )
-        # Ctrl+C on a terminal reaches every worker (one process group): each finishes its
-        # epoch and stops; the parent waits for them instead of killing them (a second
-        # Ctrl+C exits at once, everywhere).
-        signals = StopSignals()
-        signals.install()
-        shared = share_arrays(options, data, folder)
-        if shared is not None:
-            both.message(f"the workers memory-map the arrays from {shared} (removed at the end)")
-        parent.restore()  # the probe ran with GPUs hidden; workers take their own
-        try:
-            if workers is not None:
-                from sweep.together import run_with_parent
-
-                reasons = run_with_parent(
-                    workers,
-                    plan if shared is None else replace(plan, data_dir=str(shared)),
-                    both=both,
-                    progress=progress,
-                    study=study,
-                    space=space,
-                    data=data,
-                )
-            else:
-                with Relay(folder / "sweep.log", study, progress, progress.relayed):
-                    reasons = run_parallel(
-                        plan if shared is None else replace(plan, data_dir=str(shared)),
-                        jobs=options.jobs,
-                        backend=options.backend,
-                        scheduler=options.scheduler,
-                        threads=options.threads,
-                    )
-        finally:
-            signals.restore()
-            if shared is not None:
-                from sweep.shared import remove_shared
-
-                remove_shared(shared)
-        stopped_because = "time budget spent" if "time budget spent" in reasons else reasons[0]
     else:
         from sweep.parallel import start_up_frozen
 

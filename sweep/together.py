@@ -11,7 +11,9 @@ study's state) while the parent trains.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +91,78 @@ def run_with_parent(
                 f.result()
         raise
     return [mine, *(f.result() for f in futures)]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the workers of ``--jobs N`` start (the ``sweep run`` options they need)."""
+
+    jobs: int | None
+    backend: str
+    scheduler: str | None
+    threads: int | None
+
+
+def share_arrays(launch: Launch, data: Any, folder: Path) -> Path | None:
+    """Array data for --jobs workers on this machine, written once under the study folder
+    (``data/``) for them to memory-map; None where workers call load_data() themselves
+    (other input kinds, a HyperModel's fit, Dask workers elsewhere)."""
+    if launch.backend != "loky" or (launch.jobs or 1) <= 1 or not data.arrays:
+        return None
+    from sweep.shared import write_shared
+
+    return write_shared(data, (folder / "data").resolve())  # workers may have another cwd
+
+
+def run_workers(
+    launch: Launch,
+    workers: Workers | None,
+    plan: Plan,
+    *,
+    progress: Progress,
+    both: Progress,
+    logged: Progress,
+    study: Any,
+    space: Any,
+    data: Any,
+    restore_gpus: Callable[[], None],
+) -> str:
+    """Run the sweep's trials in its workers (with this process as worker 0 where
+    ``workers`` were started early); return why they stopped. ``progress`` is what the
+    person sees, ``logged`` the log, ``both`` the two."""
+    from sweep.interrupts import StopSignals
+    from sweep.parallel import Relay, run_parallel
+
+    folder = Path(plan.results)
+    logged.message(f"starting {launch.jobs or 'one per Dask worker'} workers ({launch.backend})")
+    # Ctrl+C on a terminal reaches every worker (one process group): each finishes its
+    # epoch and stops; the parent waits for them instead of killing them (a second
+    # Ctrl+C exits at once, everywhere).
+    signals = StopSignals()
+    signals.install()
+    shared = share_arrays(launch, data, folder)
+    if shared is not None:
+        both.message(f"the workers memory-map the arrays from {shared} (removed at the end)")
+        plan = replace(plan, data_dir=str(shared))
+    restore_gpus()  # the probe ran with GPUs hidden; workers take their own
+    try:
+        if workers is not None:
+            reasons = run_with_parent(
+                workers, plan, both=both, progress=progress, study=study, space=space, data=data
+            )
+        else:
+            with Relay(folder / "sweep.log", study, progress, progress.relayed):
+                reasons = run_parallel(
+                    plan,
+                    jobs=launch.jobs,
+                    backend=launch.backend,
+                    scheduler=launch.scheduler,
+                    threads=launch.threads,
+                )
+    finally:
+        signals.restore()
+        if shared is not None:
+            from sweep.shared import remove_shared
+
+            remove_shared(shared)
+    return "time budget spent" if "time budget spent" in reasons else reasons[0]
