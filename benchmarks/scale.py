@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from measure import PYTHON, measure, table
+from measure import PYTHON, measure, plural, table
 
 EPOCHS = 50
 TARGETS = {"table": 1.5, "status": 1.5, "compare": 5.0, "report": 10.0}
@@ -329,7 +329,7 @@ def format_scale(found: ScaleResults) -> str:
     met = [f"{c} {'met' if walls[c] <= t else 'MISSED'}" for c, t in TARGETS.items()]
     head = (
         f"Table 5a, seconds per command, wall (CPU), median of "
-        f"{len(found.commands[largest]['table'])} runs, each in its own process, on "
+        f"{plural(len(found.commands[largest]['table']), 'run')}, each in its own process, on "
         f"synthetic SQLite studies of {EPOCHS} epochs a trial (targets at 10,000: "
         + ", ".join(f"{k} <= {v:g} s" for k, v in TARGETS.items())
         + f"; at {largest:,}: "

@@ -308,3 +308,33 @@ def test_feeds_started_at_epoch_k_replay_the_uninterrupted_batches() -> None:
         whole, resumed = labels(kind, source, 0), labels(kind, source, 2)
         assert resumed == whole[10:], kind  # 5 batches an epoch
         assert whole[:5] != whole[5:10], kind  # and each epoch has its own order
+
+
+def test_memory_mapped_arrays_feed_the_batches_of_in_memory_arrays(tmp_path: Path) -> None:
+    """--jobs workers read the arrays memory-mapped: batch for batch what the parent's
+    in-memory feed trains on, from epoch 0 and resumed at epoch 2, all or some steps."""
+    from sweep.data import Data
+    from sweep.inputs import InputKind
+    from sweep.train.feeds import training_input
+
+    x = np.arange(40, dtype="float32").reshape(20, 2)
+    y, w = np.arange(20), np.linspace(0.5, 1.5, 20).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "w.npy", w)
+    mapped = [np.load(tmp_path / f"{n}.npy", mmap_mode="r") for n in ("x", "y", "w")]
+
+    def batches(arrays: list[object], start: int, options: dict[str, int]) -> list[list[object]]:
+        kinds = (InputKind.ARRAYS, None, None)
+        data = Data(arrays[0], arrays[1], None, None, w_train=arrays[2], kinds=kinds)
+        feed, steps = training_input(
+            data, batch_size=6, seed=3, initial_epoch=start, epochs=4, buffer=20, options=options
+        )
+        found = [[t.numpy().tolist() for t in b] for b in feed]
+        assert len(found) == (4 - start) * steps
+        return found
+
+    for options in ({}, {"steps_per_epoch": 2}):
+        in_memory = batches([x, y, w], 0, options)
+        assert batches(mapped, 0, options) == in_memory
+        assert batches(mapped, 2, options) == in_memory[len(in_memory) // 2 :]

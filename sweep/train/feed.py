@@ -30,13 +30,16 @@ def epoch_feed(
     initial_epoch: int,
     epochs: int,
     w: Any = None,
+    steps: int | None = None,
 ) -> tuple[Any, int]:
     """A dataset of the batches of epochs ``initial_epoch .. epochs-1``, and steps per epoch
-    (``w``: sample weights, gathered with the same indices)."""
+    (``w``: sample weights, gathered with the same indices; ``steps``: each epoch trains
+    the first ``steps`` batches of its own permutation, so a resumed trial still trains
+    on what the uninterrupted one would have)."""
     floatx = keras.config.floatx()
     x, y = cast_as_keras_fit(x, floatx), cast_as_keras_fit(y, floatx)  # as Model.fit does
     n = length(x)
-    steps = math.ceil(n / batch_size)
+    steps = min(steps or math.ceil(n / batch_size), math.ceil(n / batch_size))
     arrays = tf.data.Dataset.from_tensors((x, y) if w is None else (x, y, w)).repeat()
     key = tf.constant(seed, tf.int64)
 
@@ -44,7 +47,7 @@ def epoch_feed(
         order = tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([key, epoch])
         )
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).take(steps)
 
     indices = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
 

@@ -1,8 +1,8 @@
 """Per-kind training feeds, keyed by (seed, epoch) wherever sweep controls the order.
 
 - arrays: ``sweep.feed.epoch_feed`` (a permutation per (seed, epoch)); memory-mapped
-  arrays (``--jobs`` workers) are gathered batch by batch with NumPy (``ArrayBatches``),
-  never copied whole into a tensor;
+  arrays (``--jobs`` workers) are gathered batch by batch with NumPy (``memmap_feed``),
+  in the same order, never copied whole into a tensor;
 - a PyDataset: its batches in an order drawn per (seed, epoch) (``OrderedBatches``);
 - a tf.data dataset that does not shuffle itself: shuffled per epoch with a buffer of
   ``shuffle_buffer`` seeded by (seed, epoch); one that shuffles is used as it is;
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,7 @@ import tensorflow as tf
 from sweep.data import Data, head, length
 from sweep.errors import ConfigError
 from sweep.inputs import InputKind
-from sweep.train.feed import epoch_feed
+from sweep.train.feed import PREFETCH, epoch_feed
 
 PROBE_BATCHES = 2
 
@@ -46,63 +47,74 @@ def is_memmapped(a: Any) -> bool:
     return isinstance(a, np.memmap)
 
 
-GATHER_THREADS = 2
-
-
-def _take(a: Any, index: np.ndarray) -> Any:
-    if a is None:
-        return None
-    if isinstance(a, dict):
-        return {k: _take(v, index) for k, v in a.items()}
-    if isinstance(a, list | tuple):
-        return type(a)(_take(v, index) for v in a)
-    return np.asarray(a[index])
-
-
-class ArrayBatches(keras.utils.PyDataset):  # type: ignore[misc]
-    """Batches gathered from (memory-mapped) arrays with NumPy: batch ``i`` of the feed is
-    batch ``i % steps`` of epoch ``initial_epoch + i // steps``'s permutation; with
-    ``seed=None`` the arrays in order, once (validation)."""
+class _Gather:
+    """Batch ``i`` of a memory-mapped feed, read with NumPy: batch ``i % steps`` of epoch
+    ``initial_epoch + i // steps``'s permutation (``seed=None``: the rows in order)."""
 
     def __init__(
-        self,
-        arrays: tuple[Any, ...],
-        *,
-        batch_size: int,
-        seed: int | None,
-        initial_epoch: int = 0,
-        steps: int | None = None,
+        self, leaves: list[Any], *, batch_size: int, seed: int | None, initial_epoch: int
     ) -> None:
-        # Two threads gather the next batches from the file while the model trains on
-        # this one (NumPy's copy and TensorFlow's step both release the GIL); Keras'
-        # ordered enqueuer keeps batch i at place i.
-        super().__init__(workers=GATHER_THREADS, use_multiprocessing=False, max_queue_size=8)
-        self.arrays = arrays
-        self.n = length(arrays[0])
+        self.leaves = leaves
+        self.n = length(leaves[0])
         self.batch_size = batch_size
         self.seed = seed
         self.initial_epoch = initial_epoch
-        self.steps = steps or math.ceil(self.n / batch_size)
-        self._order: tuple[int, np.ndarray] | None = None
+        self.steps = math.ceil(self.n / batch_size)
+        self.lock = threading.Lock()
+        self.order: tuple[int, np.ndarray] | None = None
 
-    @property
-    def num_batches(self) -> int | None:
-        return None if self.seed is not None else self.steps
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __getitem__(self, i: int) -> Any:
+    def index(self, i: int) -> np.ndarray:
         j = i % self.steps
         if self.seed is None:
-            index = np.arange(j * self.batch_size, min(self.n, (j + 1) * self.batch_size))
-        else:
-            epoch = self.initial_epoch + i // self.steps
-            order = self._order  # one read: the other thread may replace it meanwhile
-            if order is None or order[0] != epoch:
-                order = self._order = (epoch, epoch_order(self.seed, epoch, self.n))
-            index = order[1][j * self.batch_size : (j + 1) * self.batch_size]
-        return tuple(_take(a, index) for a in self.arrays if a is not None)
+            return np.arange(j * self.batch_size, min(self.n, (j + 1) * self.batch_size))
+        epoch = self.initial_epoch + i // self.steps
+        with self.lock:  # tf.data's map threads share the epoch's permutation
+            if self.order is None or self.order[0] != epoch:
+                self.order = (epoch, epoch_order(self.seed, epoch, self.n))
+            order = self.order[1]
+        return order[j * self.batch_size : (j + 1) * self.batch_size]
+
+    def __call__(self, i: Any) -> list[np.ndarray]:
+        index = self.index(int(i))
+        return [np.asarray(leaf[index]) for leaf in self.leaves]
+
+
+def memmap_feed(
+    arrays: tuple[Any, ...],
+    *,
+    batch_size: int,
+    seed: int | None,
+    initial_epoch: int = 0,
+    epochs: int = 1,
+    steps: int | None = None,
+) -> tuple[Any, int]:
+    """A tf.data feed of (memory-mapped) arrays, never copied whole into a tensor: two
+    of tf.data's threads gather the next batches with NumPy while the model trains on
+    this one (in order). With a ``seed``: epochs ``initial_epoch .. epochs-1``, ``steps``
+    batches of each epoch's permutation (as ``epoch_feed`` orders in-memory arrays);
+    without: the rows in order, once (validation, evaluation). Returns the feed and its
+    steps per epoch."""
+    structure = tuple(a for a in arrays if a is not None)
+    leaves = tf.nest.flatten(structure)
+    gather = _Gather(leaves, batch_size=batch_size, seed=seed, initial_epoch=initial_epoch)
+    per_epoch = min(steps or gather.steps, gather.steps)
+    total = gather.steps if seed is None else (epochs - initial_epoch) * gather.steps
+    dtypes = [tf.as_dtype(leaf.dtype) for leaf in leaves]
+    shapes = [(None, *np.shape(leaf)[1:]) for leaf in leaves]
+
+    def fetch(i: Any) -> Any:
+        batch = tf.numpy_function(gather, [i], dtypes, stateful=False)
+        for tensor, shape in zip(batch, shapes, strict=True):
+            tensor.set_shape(shape)
+        return tf.nest.pack_sequence_as(structure, batch)
+
+    batches = tf.data.Dataset.range(total)
+    if seed is not None and per_epoch < gather.steps:  # steps_per_epoch: each epoch's first
+        batches = batches.filter(lambda i: i % gather.steps < per_epoch)
+    feed = batches.map(fetch, num_parallel_calls=2, deterministic=True)
+    options = tf.data.Options()
+    options.autotune.enabled = False  # as epoch_feed: an early stop cancels it at once
+    return feed.prefetch(PREFETCH).with_options(options), per_epoch
 
 
 class OrderedBatches(keras.utils.PyDataset):  # type: ignore[misc]
@@ -275,11 +287,15 @@ def training_input(
     if kind is InputKind.ARRAYS:
         arrays = (x, data.y_train, data.w_train)
         if is_memmapped(arrays):
-            feed = ArrayBatches(
-                arrays, batch_size=batch_size, seed=seed, initial_epoch=initial_epoch, steps=steps
+            return memmap_feed(
+                arrays,
+                batch_size=batch_size,
+                seed=seed,
+                initial_epoch=initial_epoch,
+                epochs=epochs,
+                steps=steps,
             )
-            return feed, feed.steps
-        ds, n = epoch_feed(
+        return epoch_feed(
             x,
             data.y_train,
             batch_size=batch_size,
@@ -287,8 +303,8 @@ def training_input(
             initial_epoch=initial_epoch,
             epochs=epochs,
             w=data.w_train,
+            steps=steps,
         )
-        return ds, min(n, steps or n)
     if kind is InputKind.DATASET:
         return dataset_feed(
             x,
@@ -323,7 +339,7 @@ def validation_kwargs(data: Data, *, batch_size: int, options: dict[str, Any]) -
     if kind is InputKind.ARRAYS:
         arrays = (x, data.y_val, data.w_val)
         if is_memmapped(arrays):
-            return {"validation_data": ArrayBatches(arrays, batch_size=vbatch, seed=None)}
+            return {"validation_data": memmap_feed(arrays, batch_size=vbatch, seed=None)[0]}
         value = tuple(a for a in arrays if a is not None)
         return {"validation_data": value, "validation_batch_size": vbatch}
     if kind is InputKind.DATASET:
@@ -342,7 +358,7 @@ def evaluate_kwargs(
     """``model.evaluate`` keywords that score a part as fit's validation scored it."""
     if kind is InputKind.ARRAYS:
         if is_memmapped((x, y, w)):
-            return {"x": ArrayBatches((x, y, w), batch_size=batch_size, seed=None)}
+            return {"x": memmap_feed((x, y, w), batch_size=batch_size, seed=None)[0]}
         return {"x": x, "y": y, "sample_weight": w, "batch_size": batch_size}
     if kind is InputKind.DATASET:
         return {"x": batches_of(x, batch_size)}
