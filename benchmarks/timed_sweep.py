@@ -51,6 +51,7 @@ def after_tensorflow(import_tf: Callable[[], None]) -> Callable[[], None]:
         import optuna
         from epoch_clock import Clock, FitLog
 
+        import sweep.train.feeds
         import sweep.train.probe
         import sweep.train.recorder
         import sweep.train.resume
@@ -69,7 +70,7 @@ def after_tensorflow(import_tf: Callable[[], None]) -> Callable[[], None]:
         timed(keras.Model, "fit", "fit (all fits, probe included)")
         timed(sweep.train.trial, "run_trial", "trial: run_trial")
         timed(sweep.train.trial, "build", "trial: build_model")
-        timed(sweep.train.trial, "epoch_feed", "trial: data feed set-up")
+        timed(sweep.train.feeds, "training_input", "trial: data feed set-up")
         timed(sweep.train.probe, "probe_space", "probe: build + one step")
         timed(sweep.train.resume.ResumeDir, "save", "epoch end: resume point")
         timed(sweep.train.resume.ResumeDir, "load", "trial: look for a resume point")

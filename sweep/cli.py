@@ -191,17 +191,17 @@ def _print_plain_table(rows: list[dict[str, Any]], cols: list[str], out: TextIO)
 
 
 def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     from sweep.results import columns, display_cell
 
     cols = [c for c in columns(rows) if c != "checkpoint"]
     if len(rows) > RICH_ROWS:
         _print_plain_table(rows, cols, out)
         return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for c in cols:  # Text: names and values as they are, never read as rich markup
         table.add_column(Text(c.removeprefix("param_")), no_wrap=True)

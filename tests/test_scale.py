@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from sweep import lookups, reading
-from sweep.results import READ_KEYS, table_rows, to_csv, write_table
+from sweep.results import READ_KEYS, TABLE_KEYS, table_rows, to_csv, write_table
 from sweep.storage import load_existing_study
 from sweep.table_cache import TableCache
 
@@ -62,7 +62,7 @@ def test_running_sweep_table_reads_only_new_trials(finished_sweep: Path, tmp_pat
     assert len(cache.trials.finished) == 4
     assert rows == table_rows(study) and len(rows) == len(first) + 1
     assert path.read_text() == to_csv(table_rows(study))
-    assert set(cache.trials.finished[trial._trial_id].user_attrs) <= READ_KEYS
+    assert set(cache.trials.finished[trial._trial_id].user_attrs) <= TABLE_KEYS
 
 
 def test_status_reads_only_what_it_shows_and_says_the_same(
