@@ -178,7 +178,7 @@ def display_cell(value: Any) -> str:
     10,000-row table formats 280,000 cells)."""
     kind = type(value)
     if kind is str:
-        return value
+        return str(value)
     if kind is float:
         return f"{value:.6g}"
     if value is None:
