@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +98,24 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     parent = ParentGpus()
     parent.set(HIDDEN if is_parallel(options) else devices.workers[0].visible)
     take(devices.workers[0] if not is_parallel(options) else WorkerDevices(), set_env=False)
-    workers = early_workers(options, devices)
-    run = _Run(options, progress, name, folder, started, devices, parent, workers)
-    try:
-        return _logged_run(run)
-    except BaseException:
-        if workers is not None:  # the sweep stopped before (or while) they ran
-            workers.stop()
-        raise
+    with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
+        logged = PlainProgress(log, epochs=True)
+        try:
+            run = _Run(options, progress, name, folder, started, devices, parent, None)
+            summary = _started(run, logged)
+        except (SweepError, KeyboardInterrupt) as exc:
+            why = str(exc) if isinstance(exc, SweepError) else "interrupted"
+            logged.message(f"sweep stopped: {redact_text(why, options.storage or '')}")
+            raise
+        finally:
+            parent.restore()  # the caller's own CUDA_VISIBLE_DEVICES back
+        ended = f"sweep ended: {summary.finished}/{summary.target} trials finished"
+        ended += f" ({summary.stopped_because})"
+        if summary.best:
+            best = summary.best[0]
+            ended += f"; best: trial {best['trial']} {best['monitor']}={best['best_score']:.6g}"
+        logged.message(ended)
+        return summary
 
 
 @dataclass(frozen=True)
@@ -122,38 +132,23 @@ class _Run:
     workers: Any  # the loky workers started before TensorFlow's import (sweep.together)
 
 
-def _logged_run(run: _Run) -> SweepSummary:
-    options, progress, folder, devices, parent = (
-        run.options,
-        run.progress,
-        run.folder,
-        run.devices,
-        run.parent,
-    )
-    import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
-    from sweep.train.gpu import configure_process
+def _started(run: _Run, logged: PlainProgress) -> SweepSummary:
+    """Start the early workers (if any), import TensorFlow, run; the workers are stopped
+    if the sweep stops before or while they run."""
+    workers = early_workers(run.options, run.devices)
+    try:
+        import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
+        from sweep.train.gpu import configure_process
 
-    configure_process(current_devices())
-    quiet_optuna()
-    with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
-        logged = PlainProgress(log, epochs=True)
-        try:
-            if devices.warning:
-                FanOut(progress, logged).message(f"warning: {devices.warning}")
-            summary = _run(run, logged)
-        except (SweepError, KeyboardInterrupt) as exc:
-            why = str(exc) if isinstance(exc, SweepError) else "interrupted"
-            logged.message(f"sweep stopped: {redact_text(why, options.storage or '')}")
-            raise
-        finally:
-            parent.restore()  # the caller's own CUDA_VISIBLE_DEVICES back
-        ended = f"sweep ended: {summary.finished}/{summary.target} trials finished"
-        ended += f" ({summary.stopped_because})"
-        if summary.best:
-            best = summary.best[0]
-            ended += f"; best: trial {best['trial']} {best['monitor']}={best['best_score']:.6g}"
-        logged.message(ended)
-        return summary
+        configure_process(current_devices())
+        quiet_optuna()
+        if run.devices.warning:
+            FanOut(run.progress, logged).message(f"warning: {run.devices.warning}")
+        return _run(replace(run, workers=workers), logged)
+    except BaseException:
+        if workers is not None:
+            workers.stop()
+        raise
 
 
 def early_workers(options: RunOptions, devices: DevicePlan) -> Any:
