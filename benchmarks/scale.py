@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from measure import PYTHON, measure, plural, table
+from measure import PYTHON, measure, median, plural, table
 
 EPOCHS = 50
 TARGETS = {"table": 1.5, "status": 1.5, "compare": 5.0, "report": 10.0}
@@ -263,12 +263,7 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
             own.append(clock.spent)
     finally:
         worker.close()
-    return Gap(total=_median(totals[1:]), sampler=_median(own[1:]), first=warm_s + totals[0])
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
+    return Gap(total=median(totals[1:]), sampler=median(own[1:]), first=warm_s + totals[0])
 
 
 def copy_study(results: Path, name: str, into: Path) -> Path:

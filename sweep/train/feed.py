@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from sweep.data import cast_as_keras_fit, length
@@ -61,3 +62,12 @@ def epoch_feed(
     options = tf.data.Options()
     options.autotune.enabled = False
     return batches.prefetch(PREFETCH).with_options(options), steps
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """A permutation of ``range(n)``, a function of (seed, epoch) only: the one
+    ``epoch_feed`` uses, so memory-mapped arrays train in the same order."""
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(n, dtype=tf.int64), seed=tf.constant([seed, epoch], tf.int64)
+    )
+    return np.asarray(order)
