@@ -135,6 +135,7 @@ class _Run:
 def _started(run: _Run, logged: PlainProgress) -> SweepSummary:
     """Start the early workers (if any), import TensorFlow, run; the workers are stopped
     if the sweep stops before or while they run."""
+    run = replace(run, options=capped_jobs(run, FanOut(run.progress, logged)))
     workers = early_workers(run.options, run.devices)
     try:
         import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
@@ -159,8 +160,24 @@ def early_workers(options: RunOptions, devices: DevicePlan) -> Any:
     if options.backend == "loky" and (options.jobs or 1) > 1 and not devices.assigned:
         from sweep.together import start_early
 
-        return start_early(options.jobs or 1, options.threads, force=options.force_jobs)
+        return start_early(options.jobs or 1, options.threads)
     return None
+
+
+def capped_jobs(run: _Run, both: Progress) -> RunOptions:
+    """The options with ``--jobs`` as many as this machine runs (sweep.capacity): on the
+    CPU at most one per core, said on ``both``; refused if their memory is not there."""
+    options = run.options
+    if options.backend != "loky" or (options.jobs or 1) <= 1:
+        return options
+    from sweep.capacity import machine_jobs
+
+    jobs, note = machine_jobs(
+        options.jobs or 1, force=options.force_jobs, on_cpu=not run.devices.assigned
+    )
+    if note is not None:
+        both.message(note)
+    return replace(options, jobs=jobs)
 
 
 def is_parallel(options: RunOptions) -> bool:
@@ -270,10 +287,6 @@ def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
         from sweep.parallel import limit_threads
 
         limit_threads(workers.threads if workers is not None else int(options.threads or 1))
-    if workers is None and options.backend == "loky" and (options.jobs or 1) > 1:
-        from sweep.parallel import check_machine_holds
-
-        check_machine_holds(options.jobs or 1, force=options.force_jobs)
     return _prepared(run, logged, space)
 
 

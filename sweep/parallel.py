@@ -28,52 +28,7 @@ from sweep.record import from_trial
 
 def threads_per_job(jobs: int, threads: int | None) -> int:
     """TensorFlow threads per worker: the cores shared out, unless given."""
-    return threads if threads is not None else max(1, (os.cpu_count() or 1) // jobs)
-
-
-JOBS_PER_CORE = 2  # beyond this, workers only take turns on the cores (and hold memory)
-
-
-def check_jobs(
-    jobs: int, *, cores: int, per_worker: int | None, available: int | None, force: bool
-) -> None:
-    """Refuse more workers than the machine can hold, unless the user insists (exit 2).
-
-    ``per_worker``: bytes one worker needs (this process's footprint once TensorFlow and
-    the data are loaded); ``available``: bytes of memory available now."""
-    if force or jobs <= 1:
-        return
-    insist = f"pass --force-jobs to start {jobs} anyway"
-    if jobs > JOBS_PER_CORE * cores:
-        raise ConfigError(
-            f"--jobs {jobs}: expected at most {JOBS_PER_CORE * cores} workers on this machine's "
-            f"{cores} cores, where more only take turns and each holds TensorFlow and the data "
-            f"in memory; use --jobs {cores}, or {insist}"
-        )
-    if per_worker and available is not None and jobs * per_worker > available:
-        mb = 1024 * 1024
-        raise ConfigError(
-            f"--jobs {jobs}: each worker needs about {per_worker // mb} MB (TensorFlow and the "
-            f"data) and {available // mb} MB of memory are available, enough for "
-            f"{max(1, available // per_worker)}; use fewer --jobs, or {insist}"
-        )
-
-
-TF_FOOTPRINT = 800 * 2**20  # resident memory of a process that imported TensorFlow, about
-
-
-def check_machine_holds(jobs: int, *, force: bool) -> None:
-    """``check_jobs`` with this machine's cores and memory, and this process's footprint."""
-    import psutil
-
-    check_jobs(
-        jobs,
-        cores=len(os.sched_getaffinity(0)),
-        # before TensorFlow is imported here, a worker still needs what it takes
-        per_worker=max(psutil.Process().memory_info().rss, TF_FOOTPRINT),
-        available=psutil.virtual_memory().available,
-        force=force,
-    )
+    return threads if threads is not None else max(1, len(os.sched_getaffinity(0)) // jobs)
 
 
 def limit_threads(threads: int) -> None:

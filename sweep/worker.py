@@ -39,21 +39,24 @@ def join_sweep(
 
     configure_process(current_devices())  # memory growth where this process trains
     quiet_optuna()
+    listed = discover_gpus()  # this machine's GPUs, one per worker round-robin
+    note = None
     if jobs > 1:
-        from sweep.parallel import check_machine_holds
+        from sweep.capacity import machine_jobs
 
-        check_machine_holds(jobs, force=force_jobs)
+        jobs, note = machine_jobs(jobs, force=force_jobs, on_cpu=not listed)
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan = load_plan(opened, storage=storage, artifacts=artifacts)
     folder = writable_study_dir(results_dir, study)
     plan = replace(plan, results=str(folder.resolve()))  # this machine's log and table
-    listed = discover_gpus()  # this machine's GPUs, one per worker round-robin
     plan = replace(
         plan, devices=plan_devices(None, per_trial=1, memory_mb=None, listed=listed, env=os.environ)
     )
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
         both = FanOut(progress, PlainProgress(log, epochs=True))
+        if note is not None:
+            both.message(note)
         both.message(
             f"worker joined study {study} on {redact(storage)}: "
             f"{finished(opened)}/{plan.target} trials finished"

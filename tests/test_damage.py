@@ -9,7 +9,8 @@ nothing lost, and the same command carries on.
 - --results naming a file or a read-only folder (a real read-only mount), export
   destinations of the wrong kind: one line, exit 2, nothing changed; a killed export
   leaves a named partial that the next export removes;
-- --jobs beyond what the machine holds is refused unless --force-jobs;
+- --jobs beyond the cores runs one worker per core (and says so), beyond the memory is
+  refused, unless --force-jobs;
 - SIGTERM while TensorFlow imports or the data loads: one line, exit 130;
 - a damaged history.csv leaves its curve out of the report, with a note.
 
@@ -364,48 +365,57 @@ def test_a_killed_export_leaves_a_named_partial_that_the_next_export_removes(
 GB = 1024**3
 
 
-def test_check_jobs_refuses_what_the_machine_cannot_hold() -> None:
+def test_jobs_beyond_the_cores_run_one_worker_per_core_and_memory_is_checked() -> None:
+    from sweep.capacity import jobs_to_start
     from sweep.errors import ConfigError
-    from sweep.parallel import check_jobs
 
     roomy = {"per_worker": GB // 2, "available": 20 * GB}
-    with pytest.raises(ConfigError) as cores:
-        check_jobs(64, cores=2, force=False, **roomy)
-    assert str(cores.value) == (
-        "--jobs 64: expected at most 4 workers on this machine's 2 cores, where more only take "
-        "turns and each holds TensorFlow and the data in memory; use --jobs 2, or pass "
-        "--force-jobs to start 64 anyway"
+    assert jobs_to_start(4, cores=2, force=False, on_cpu=True, **roomy) == (
+        2,
+        "--jobs 4: running 2 workers, one per core of this machine's 2: the trials train on "
+        "the CPU, where more workers only take turns on the cores and each costs a TensorFlow "
+        "start-up and its memory; pass --force-jobs to start 4",
     )
+    assert jobs_to_start(2, cores=2, force=False, on_cpu=True, **roomy) == (2, None)
+    assert jobs_to_start(4, cores=2, force=False, on_cpu=False, **roomy) == (4, None)  # GPUs
+    assert jobs_to_start(4, cores=2, force=True, on_cpu=True, **roomy) == (4, None)
+    assert jobs_to_start(3, cores=1, force=False, on_cpu=True, **roomy)[0] == 1
+    tight = {"per_worker": GB, "available": 5 * GB // 2}
     with pytest.raises(ConfigError) as memory:
-        check_jobs(8, cores=16, per_worker=GB, available=5 * GB // 2, force=False)
+        jobs_to_start(8, cores=16, force=False, on_cpu=True, **tight)
     assert str(memory.value) == (
         "--jobs 8: each worker needs about 1024 MB (TensorFlow and the data) and 2560 MB of "
         "memory are available, enough for 2; use fewer --jobs, or pass --force-jobs to start 8 "
         "anyway"
     )
-    check_jobs(64, cores=2, force=True, **roomy)  # the user insists
-    check_jobs(8, cores=16, per_worker=GB, available=5 * GB // 2, force=True)
-    check_jobs(4, cores=2, force=False, **roomy)
-    check_jobs(1, cores=1, per_worker=GB, available=0, force=False)  # one process: no check
+    # the cap comes first: 64 asked on 2 cores are 2 workers, and those fit
+    assert jobs_to_start(64, cores=2, force=False, on_cpu=True, **tight)[0] == 2
+    assert jobs_to_start(8, cores=16, force=True, on_cpu=True, **tight) == (8, None)
+    one = jobs_to_start(1, cores=1, per_worker=GB, available=0, force=False, on_cpu=True)
+    assert one == (1, None)  # one process: no check
 
 
-def test_jobs_64_is_refused_before_any_worker_or_trial(
-    finished_sweep: Path, tmp_path: Path
-) -> None:
+def test_jobs_64_runs_one_worker_per_core_and_says_so(finished_sweep: Path, tmp_path: Path) -> None:
+    """On a copy of a finished study: `sweep run --jobs 64` and `sweep worker --jobs 64`
+    say they run one worker per core, and the study is left as it was."""
     from conftest import run_cli
 
-    space = write_space(tmp_path)
+    shutil.copytree(finished_sweep, tmp_path, dirs_exist_ok=True)
     cores = len(os.sched_getaffinity(0))
-    code, _, err = run_cli("run", str(space), "--jobs", "64", cwd=tmp_path)
-    assert code == 2 and err.startswith(f"sweep: error: --jobs 64: expected at most {2 * cores} ")
-    assert err.endswith("pass --force-jobs to start 64 anyway\n") and err.count("\n") == 1
     folder = tmp_path / "results" / "tiny"
-    assert not (folder / "study.db").exists()  # nothing recorded
-    assert "starting" not in (folder / "sweep.log").read_text()  # no worker started
-    db = finished_sweep / "results" / "tiny" / "study.db"
-    storage = f"sqlite:///{db}"
-    code, _, err = run_cli("worker", "tiny", "--storage", storage, "--jobs", "64", cwd=tmp_path)
-    assert code == 2 and err.startswith("sweep: error: --jobs 64: expected at most"), err
+    table = (folder / "trials.csv").read_text()
+    note = f"--jobs 64: running {cores} workers, one per core of this machine's {cores}: "
+    code, out, err = run_cli("run", "tiny.py", "--jobs", "64", cwd=tmp_path)
+    assert code == 0, err
+    assert note in out + err and "pass --force-jobs to start 64" in out + err
+    assert "3/3 trials finished" in out
+    storage = f"sqlite:///{folder / 'study.db'}"
+    code, out, err = run_cli("worker", "tiny", "--storage", storage, "--jobs", "64", cwd=tmp_path)
+    assert code == 0, err
+    assert note in out + err
+    log = (folder / "sweep.log").read_text()
+    assert log.count(note) == 2  # both in the log too
+    assert (folder / "trials.csv").read_text() == table  # nothing trained, nothing changed
 
 
 # --------------------------------------------------------------------------- SIGTERM at start-up
