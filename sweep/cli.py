@@ -331,20 +331,18 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
 
 def main_entry() -> None:
-    code = main()
-    if "tensorflow" in sys.modules:
-        exit_now(code)
-    sys.exit(code)
+    exit_now(main())
 
 
 def exit_now(code: int) -> None:
-    """End a process that imported TensorFlow without the interpreter's teardown.
+    """End the command's process without the interpreter's teardown.
 
     Everything the command writes is written and closed by now; what is left is
-    freeing TensorFlow's modules and objects one by one, about 1 s of CPU per process
-    for nothing. What the interpreter does first still happens: other (non-daemon)
-    threads are waited for and the exit handlers run (logging's flush, the workers'
-    shutdown); then the process ends with ``code``."""
+    freeing every module and object one by one, for nothing: about 1 s of CPU in a
+    process that imported TensorFlow, 0.2 s after a table of 10,000 trials. What the
+    interpreter does first still happens: other (non-daemon) threads are waited for
+    and the exit handlers run (logging's flush, the workers' shutdown); then the
+    standard streams are flushed and the process ends with ``code``."""
     import atexit
     import os
     import threading

@@ -189,10 +189,13 @@ def open_storage(url: str, *, existing: bool = False) -> Any:
     else:
         heartbeat = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
         kwargs["pool_pre_ping"] = True
+    from sweep.schema import lazy_version_manager
+
+    lazy = lazy_version_manager if existing else contextlib.nullcontext
     try:
         for attempt in range(10):
             try:
-                with warnings.catch_warnings():
+                with warnings.catch_warnings(), lazy():
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                     opened = optuna.storages.RDBStorage(
                         url,

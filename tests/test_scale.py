@@ -112,6 +112,41 @@ def test_read_commands_check_the_schema_quickly_and_still_refuse_an_old_one(
     assert db.read_bytes() == before  # a read command changes nothing
 
 
+def test_read_commands_open_the_storage_without_alembic(
+    finished_sweep: Path, tmp_path: Path
+) -> None:
+    """A read command's process never imports alembic; the storage's version manager
+    is made when it is used; a storage another thread creates meanwhile is whole."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys, threading
+from pathlib import Path
+import optuna
+from sweep.schema import lazy_version_manager
+from sweep.storage import load_existing_study
+results = Path({str(finished_sweep / "results")!r})
+study = load_existing_study("tiny", results_dir=results, storage=None)
+print("alembic" in sys.modules)
+made = []
+with lazy_version_manager():
+    t = threading.Thread(target=lambda: made.append(
+        optuna.storages.RDBStorage("sqlite:///{tmp_path / "new.db"}")))
+    t.start(); t.join()
+print("alembic" in sys.modules)  # the other thread's new storage made its manager
+storage = study._storage._backend
+print(storage._version_manager.get_current_version() == storage.get_head_version())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True", "True"]
+    new = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'new.db'}")
+    assert new.get_current_version() == new.get_head_version()  # its revision recorded
+
+
 def test_warm_cache_holds_the_trials_optuna_would_read(
     finished_sweep: Path, tmp_path: Path
 ) -> None:
