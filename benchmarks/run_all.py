@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -40,6 +41,14 @@ def environment() -> str:
     return f"{os.cpu_count()} cores, Python {platform.python_version()}, {found}"
 
 
+def fresh(folder: Path) -> Path:
+    """A table's run folder, emptied: a study left there by an earlier run would be
+    found finished, and nothing measured (the scale studies and the searches are the
+    caches, kept)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="repetitions of tables 1 and 3")
@@ -60,7 +69,7 @@ def main() -> None:
         folder = args.workdir or Path(tmp)
 
         clock = time.perf_counter()
-        runs = run_all_ways(setup, repeats, folder / "overhead")
+        runs = run_all_ways(setup, repeats, fresh(folder / "overhead"))
         print(format_overhead(runs, setup) + "\n\n" + per_trial_overhead(runs) + "\n", flush=True)
         spent["table 1"] = time.perf_counter() - clock
 
@@ -68,7 +77,7 @@ def main() -> None:
         early_run = runs["b"][-1]
         assert early_run.study is not None
         early = study_facts(early_run.study.parent, early_run.study.name)
-        full_wall, full = run_full(setup, folder / "full", len(early))
+        full_wall, full = run_full(setup, fresh(folder / "full"), len(early))
         table2 = format_epochs_saved(
             setup, early, full, early_wall=early_run.measured.wall, full_wall=full_wall
         )
@@ -76,7 +85,8 @@ def main() -> None:
         spent["table 2"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        print(format_parallel(measure_parallel(repeats, folder / "parallel")) + "\n", flush=True)
+        parallel = measure_parallel(repeats, fresh(folder / "parallel"))
+        print(format_parallel(parallel) + "\n", flush=True)
         spent["table 3"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
