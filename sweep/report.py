@@ -27,13 +27,13 @@ from matplotlib.ticker import MaxNLocator
 from sweep.atomic import write_text_atomic
 from sweep.direction import Direction
 from sweep.durations import format_duration
+from sweep.history import DamagedHistory, curve_series
+from sweep.importances import MIN_IMPORTANCE_TRIALS, fanova
 from sweep.record import StudyAttr, from_trial, read_study
 from sweep.results import READ_KEYS, columns, display_cell, rows_of
 
 REPORT = "report.html"
 TOP_CURVES = 5
-MIN_IMPORTANCE_TRIALS = 5
-MAX_IMPORTANCE_TRIALS = 200  # fANOVA over more takes minutes; a spread of 200 is enough
 MAX_BARS = 200  # one bar per trial up to this many, a histogram beyond
 
 # Runs on window load: how many images decoded (naturalWidth > 0) and how many table rows
@@ -174,13 +174,6 @@ def _label(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _float(text: Any) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _number(text: str) -> Any:
     """A CSV cell as a number when it is one, so floats show 6 significant digits."""
     for kind in (int, float):
@@ -189,36 +182,6 @@ def _number(text: str) -> Any:
         except ValueError:
             pass
     return text
-
-
-class DamagedHistory(ValueError):
-    """A ``history.csv`` that can't be read as sweep wrote it (its curve is left out)."""
-
-    def __init__(self, path: Path, exc: Exception) -> None:
-        reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
-        super().__init__(f"{path} is damaged ({reason.rstrip(': ')})")
-
-
-def _history(trial: Any, monitor: str) -> dict[str, list[tuple[int, float]]]:
-    """Series to draw for a trial: ``history.csv`` columns if the file exists, else the
-    monitored value from the intermediate values Optuna recorded (1-based epochs).
-    Raises ``DamagedHistory`` when the file is there but can't be read."""
-    trial_dir = from_trial(trial).trial_dir
-    path = Path(trial_dir) / "history.csv" if trial_dir else None
-    if path is not None and path.is_file():
-        try:
-            with path.open(newline="", encoding="utf-8") as fh:
-                records = list(csv.DictReader(fh))
-            keys = [k for k in (monitor, "loss", "val_loss") if records and k in records[0]]
-            series = {
-                k: [(int(r["epoch"]), _float(r[k])) for r in records] for k in dict.fromkeys(keys)
-            }
-        except (ValueError, TypeError, KeyError, csv.Error) as exc:  # UnicodeDecodeError too
-            raise DamagedHistory(path, exc) from None
-        if monitor in series:
-            return series
-    steps = sorted(trial.intermediate_values.items())
-    return {monitor: [(int(e), float(v)) for e, v in steps]}
 
 
 def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
@@ -230,7 +193,7 @@ def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
     notes = ""
     for t in best:
         try:
-            curves[t.number] = _history(t, monitor)
+            curves[t.number] = curve_series(t, monitor)
         except DamagedHistory as exc:
             notes += _note(f"Trial {t.number}'s learning curve is left out: {exc}.") + "\n"
     top = [t for t in best if t.number in curves]
@@ -372,14 +335,7 @@ def _importances(study: Any, trials: dict[int, Any]) -> str:
             f"2 varying parameters (has {len(complete)} complete, {len(varying)} varying)."
         )
     try:
-        import optuna
-
-        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        used = _spread(complete, MAX_IMPORTANCE_TRIALS)
-        found = optuna.importance.get_param_importances(
-            _Complete(study, used),  # type: ignore[arg-type]  # duck-typed Study
-            evaluator=evaluator,
-        )
+        used, found = fanova(study, complete)
     except Exception as exc:  # Optuna refuses some studies (e.g. dynamic search spaces)
         return _note(f"Not computed: {type(exc).__name__}: {exc}")
     rows = "\n".join(
@@ -398,33 +354,6 @@ def _importances(study: Any, trials: dict[int, Any]) -> str:
         "<table><thead><tr><th>parameter</th><th>importance</th><th></th></tr></thead>"
         f"<tbody>\n{rows}\n</tbody></table>"
     )
-
-
-def _spread(trials: list[Any], most: int) -> list[Any]:
-    """At most ``most`` of ``trials``, evenly spread (fANOVA's time grows with the count)."""
-    if len(trials) <= most:
-        return trials
-    step = len(trials) / most
-    return [trials[int(i * step)] for i in range(most)]
-
-
-class _Complete:
-    """The study as fANOVA reads it, with the complete trials already read (without
-    their curves): Optuna's ``get_trials`` would read every epoch of every trial."""
-
-    def __init__(self, study: Any, complete: list[Any]) -> None:
-        self._study = study
-        self._complete = complete
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def get_trials(self, deepcopy: bool = False, states: Any = None) -> list[Any]:
-        # Optuna's importance reads complete trials only (its intersection search space
-        # too, when asked for every trial)
-        if states is not None and {s.name for s in states} != {"COMPLETE"}:
-            return list(self._study.get_trials(deepcopy=deepcopy, states=states))
-        return list(self._complete)
 
 
 def _stopping_comparison(folder: Path) -> str:
