@@ -80,6 +80,26 @@ def tiny_space(tmp_path: Path) -> Path:
     return write_space(tmp_path)
 
 
+_BATCHES = """class Batches(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size=BATCH, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, i):
+        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return self.x[s], self.y[s]
+"""
+
+
+def batches_source(batch_size: int) -> str:
+    """Space-file source of ``Batches``, a PyDataset over arrays ``x``, ``y`` in order
+    (``batch_size`` its default), for the space files the input tests write."""
+    return _BATCHES.replace("BATCH", str(batch_size))
+
+
 def run_cli(*argv: str, cwd: Path) -> tuple[int, str, str]:
     """Run ``sweep.cli.main`` in this process (shares the TensorFlow import), capturing output."""
     import io

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_space
+from conftest import batches_source, run_cli, write_space
 
 if TYPE_CHECKING:
     from sweep.record import TrialRecord
@@ -50,18 +50,7 @@ def weights(y):
     return np.where(y == 1, BALANCE[1], BALANCE[0]).astype("float32")
 
 
-class Batches(keras.utils.PyDataset):
-    def __init__(self, x, y, batch_size=8, **kwargs):
-        super().__init__(**kwargs)
-        self.x, self.y, self.batch_size = x, y, batch_size
-
-    def __len__(self):
-        return -(-len(self.x) // self.batch_size)
-
-    def __getitem__(self, i):
-        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return self.x[s], self.y[s]
-
+{batches}
 
 def generator_of(x, y):
     def batches():
@@ -138,7 +127,9 @@ ARRAYS = ("weights", "classweight", "plain")  # the kinds --jobs 2 memory-maps
 
 def space(folder: Path, kind: str, marks: Path | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    source = SOURCE.format(kind=kind, marks=None if marks is None else str(marks))
+    source = SOURCE.format(
+        kind=kind, marks=None if marks is None else str(marks), batches=batches_source(8)
+    )
     return write_space(folder, kind, source=source)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import keras
 import optuna
 import pytest
-from conftest import write_space
+from conftest import batches_source, write_space
 from test_resume import epochs_done, finish, kill, read_rows, start, study, wait_for
 
 SOURCE = """
@@ -32,18 +32,7 @@ def arrays(n, seed):
     return x, y
 
 
-class Batches(keras.utils.PyDataset):
-    def __init__(self, x, y, batch_size=4, **kwargs):
-        super().__init__(**kwargs)
-        self.x, self.y, self.batch_size = x, y, batch_size
-
-    def __len__(self):
-        return -(-len(self.x) // self.batch_size)
-
-    def __getitem__(self, i):
-        s = slice(i * self.batch_size, (i + 1) * self.batch_size)
-        return self.x[s], self.y[s]
-
+{batches}
 
 def load_data():
     (x, y), (xv, yv) = arrays(400, 0), arrays(100, 1)
@@ -86,7 +75,7 @@ def validation_loss(space: Path, checkpoint: Path) -> float:
 
 @pytest.mark.parametrize("kind", ["tfdata", "pydataset"])
 def test_killed_and_resumed_trial_matches_the_uninterrupted_one(tmp_path: Path, kind: str) -> None:
-    source = SOURCE.format(kind=kind)
+    source = SOURCE.format(kind=kind, batches=batches_source(4))
     runs: dict[str, tuple[optuna.trial.FrozenTrial, str]] = {}
     for name in ("straight", "killed"):
         folder = tmp_path / name
