@@ -340,18 +340,19 @@ def exit_now(code: int) -> None:
     Everything the command writes is written and closed by now; what is left is
     freeing every module and object one by one, for nothing: about 1 s of CPU in a
     process that imported TensorFlow, 0.2 s after a table of 10,000 trials. What the
-    interpreter does first still happens: other (non-daemon) threads are waited for
-    and the exit handlers run (logging's flush, the workers' shutdown); then the
-    standard streams are flushed and the process ends with ``code``."""
+    interpreter does first still happens: threading's exit hooks run and other
+    (non-daemon) threads are waited for, the exit handlers run (logging's flush, the
+    workers' shutdown); then the standard streams are flushed and the process ends
+    with ``code``."""
     import atexit
     import os
     import threading
 
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)  # a profiler, coverage or a debugger writes its results after this
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # The interpreter's own first step: threading's exit hooks (the executors' shutdown,
+    # which ends their non-daemon manager threads), then every non-daemon thread waited for.
+    getattr(threading, "_shutdown", lambda: None)()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

@@ -56,6 +56,29 @@ def test_jobs_run_trials_in_worker_processes_on_sqlite(tmp_path: Path) -> None:
     assert out.count(" complete: best val_loss=") == 8  # workers' lines reach the terminal
 
 
+def test_commands_with_workers_exit_once_done(finished_sweep: Path, tmp_path: Path) -> None:
+    """`sweep worker --jobs 2` and `sweep run --jobs 2` as commands (their own processes,
+    their own exit) on a copy of a finished study end, exit 0, in well under a minute:
+    the exit without Python's teardown must still end joblib's executor first (it once
+    waited for the executor's thread forever)."""
+    import shutil
+
+    from conftest import sweep_subprocess
+
+    shutil.copytree(finished_sweep, tmp_path, dirs_exist_ok=True)
+    folder = tmp_path / "results" / "tiny"
+    url = f"sqlite:///{folder / 'study.db'}"
+    for argv in (
+        ("worker", "tiny", "--storage", url, "--jobs", "2", "--force-jobs"),
+        ("run", "tiny.py", "--jobs", "2", "--force-jobs"),
+    ):
+        started = time.monotonic()
+        done = sweep_subprocess(*argv, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "3/3 trials finished" in done.stdout + done.stderr
+        assert time.monotonic() - started < 60, argv
+
+
 def start_worker(folder: Path, url: str, host: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "sweep", "worker", "tiny", "--storage", url],
