@@ -348,11 +348,12 @@ def exit_now(code: int) -> None:
     import os
     import threading
 
-    if sys.getprofile() is not None or sys.gettrace() is not None:
-        sys.exit(code)  # a profiler, coverage or a debugger writes its results after this
     # The interpreter's own first step: threading's exit hooks (the executors' shutdown,
     # which ends their non-daemon manager threads), then every non-daemon thread waited for.
-    getattr(threading, "_shutdown", lambda: None)()
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is None or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler, coverage or a debugger writes its results after this
+    shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
