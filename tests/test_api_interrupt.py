@@ -65,8 +65,11 @@ def test_one_interrupt_stops_at_the_epoch_and_raises_in_the_caller(tmp_path: Pat
 
 
 def test_second_interrupt_raises_at_once_and_the_process_survives(tmp_path: Path) -> None:
-    settings = {**SLOW, "epochs": 1, "trials": 1, "batch_size": 1}  # epochs of several seconds
-    write_space(tmp_path, source=SLOW_SPACE, settings=settings)
+    settings = {**SLOW, "epochs": 1, "trials": 1, "batch_size": 1}
+    # 7,200 steps of one sample: an epoch of several seconds even on a fast machine (with
+    # SLOW_SPACE's 1,800 one epoch could end before the two interrupts, 1.3 s in)
+    source = SLOW_SPACE.replace("2400", "9600")
+    write_space(tmp_path, source=source, settings=settings)
     proc = start_script(tmp_path)
     wait_for(proc, lambda: "trial 0 started" in _log(tmp_path))
     time.sleep(1.0)
