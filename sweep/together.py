@@ -84,16 +84,17 @@ def run_with_parent(
     try:
         with Relay(log, study, progress, progress.relayed, prefixed_only=True), start_up_frozen():
             mine = work(plan, both, space=space, data=data)
+            # the others' last lines (written after the study already holds their last
+            # trial) are relayed once they are done: their results arrive after them
+            others = [f.result() for f in futures]
     except BaseException:
         for f in futures:  # they stop too (the same signal, or the target): wait for them
             with contextlib.suppress(Exception):
                 f.result()
         workers.stop()
         raise
-    try:
-        return [mine, *(f.result() for f in futures)]
-    finally:
-        workers.stop()  # done and written: end them now rather than in their own teardown
+    workers.stop()  # done and written: end them now rather than in their own teardown
+    return [mine, *others]
 
 
 @dataclass(frozen=True)
