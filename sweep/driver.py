@@ -135,7 +135,8 @@ class _Run:
 def _started(run: _Run, logged: PlainProgress) -> SweepSummary:
     """Start the early workers (if any), import TensorFlow, run; the workers are stopped
     if the sweep stops before or while they run."""
-    run = replace(run, options=capped_jobs(run, FanOut(run.progress, logged)))
+    both = FanOut(run.progress, logged)
+    run = replace(run, options=capped_jobs(run, both))
     workers = early_workers(run.options, run.devices)
     try:
         import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
@@ -144,7 +145,7 @@ def _started(run: _Run, logged: PlainProgress) -> SweepSummary:
         configure_process(current_devices())
         quiet_optuna()
         if run.devices.warning:
-            FanOut(run.progress, logged).message(f"warning: {run.devices.warning}")
+            both.message(f"warning: {run.devices.warning}")
         return _run(replace(run, workers=workers), logged)
     except BaseException:
         if workers is not None:
