@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import functools
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -72,6 +73,11 @@ def _timeout(value: Any) -> float | None:
         return parse_duration(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"--timeout: expected seconds > 0 or a duration like '8h', got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(
+            f"--timeout: expected a finite number of seconds or a duration like '8h', "
+            f"got {value!r}; leave timeout out (None) for no time limit"
+        )
     return float(value)
 
 

@@ -12,7 +12,7 @@ import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from sweep.arguments import SETTING_FLAGS, SETTING_SWITCHES, build_parser
 from sweep.durations import format_duration
@@ -331,7 +331,49 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 
 
 def main_entry() -> None:
+    sys.stdout = ClosedPipeQuiet.wrap(sys.stdout)
+    sys.stderr = ClosedPipeQuiet.wrap(sys.stderr)
     exit_now(main())
+
+
+class ClosedPipeQuiet:
+    """A standard stream whose reader may go away (``sweep table s | head -1``): from the
+    first write into the closed pipe on, its output goes to /dev/null instead of raising
+    BrokenPipeError, and the command carries on (a ``sweep run`` keeps training, its lines
+    still in sweep.log; a read command finishes the files it writes) and exits as it would
+    have, without a traceback."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.closed_pipe = False
+
+    @classmethod
+    def wrap(cls, stream: TextIO) -> TextIO:
+        return cast(TextIO, cls(stream))
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_devnull()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_devnull()
+
+    def _to_devnull(self) -> None:
+        import os
+
+        self.closed_pipe = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())  # what is still buffered flushes there
+        os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def exit_now(code: int) -> None:

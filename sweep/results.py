@@ -190,9 +190,14 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     cols = columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in rows:
-        cells = [display_cell(row.get(c)).replace("|", "\\|") for c in cols]
+        cells = [_markdown_cell(display_cell(row.get(c))) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _markdown_cell(text: str) -> str:
+    """One cell on one line: ``|`` escaped, line breaks as ``<br>`` (as GitHub renders them)."""
+    return "<br>".join(text.replace("|", "\\|").splitlines())
 
 
 def write_table(study: Any, path: Path, cache: TableCache | None = None) -> list[dict[str, Any]]:

@@ -30,18 +30,22 @@ def check_study_name(name: str, *, space_file: Path | None = None) -> str:
     ``space_file``: the name was derived from that file's stem (no --study given).
     """
     bad = sorted(set(_STUDY_NAME.sub("", name)))
-    if not bad and name not in ("", ".", "..") and len(name) <= MAX_STUDY_NAME:
+    dash = name.startswith("-")  # a command line would read it as a flag
+    if not bad and not dash and name not in ("", ".", "..") and len(name) <= MAX_STUDY_NAME:
         return name
     if len(name) > MAX_STUDY_NAME:
         found = f"{len(name)} characters"
     elif bad:
         found = f"{_short(name)!r}, which has {' '.join(repr(c) for c in bad[:5])}"
+    elif dash:
+        found = f"{_short(name)!r}, which starts with '-'"
     else:
         found = repr(name)
-    suggestion = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:MAX_STUDY_NAME] or "my_study"
+    suggestion = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:MAX_STUDY_NAME]
+    suggestion = suggestion or "my_study"
     expected = (
         "expected a name of letters, digits, '-', '_' and '.' (not '.' or '..', "
-        f"at most {MAX_STUDY_NAME} characters)"
+        f"not starting with '-', at most {MAX_STUDY_NAME} characters)"
     )
     if space_file is not None:
         raise ConfigError(
