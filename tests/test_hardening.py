@@ -62,8 +62,9 @@ def test_a_space_file_whose_name_is_no_study_name_says_pass_study(tmp_path: Path
     assert code == 2
     assert err == (
         "sweep: error: study name from the space file 'my space.py': expected a name of "
-        "letters, digits, '-', '_' and '.' (not '.' or '..', not starting with '-', at most 100 characters), got "
-        "'my space', which has ' '; pass --study NAME (e.g. --study my_space) or rename the file\n"
+        "letters, digits, '-', '_' and '.' (not '.' or '..', not starting with '-', "
+        "at most 100 characters), got 'my space', which has ' '; "
+        "pass --study NAME (e.g. --study my_space) or rename the file\n"
     )
     assert not (tmp_path / "results").exists()
 
