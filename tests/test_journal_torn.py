@@ -211,5 +211,5 @@ def test_a_full_disk_under_the_journal_names_its_folder(tmp_path: Path) -> None:
         assert "set aside" not in err
         assert _states(disk / "study.log") == ["COMPLETE"] * 6
     finally:
-        subprocess.run(["umount", str(disk)], check=False)
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
         shutil.rmtree(disk, ignore_errors=True)
