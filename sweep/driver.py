@@ -94,6 +94,9 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     progress = progress or NullProgress()
     name = study_name(options)
     folder = writable_study_dir(options.results_dir, name)
+    from sweep.shared import remove_stale
+
+    remove_stale(folder / "data")  # --jobs copies of the arrays left by killed runs
     devices = run_devices(options)
     parent = ParentGpus()
     parent.set(HIDDEN if is_parallel(options) else devices.workers[0].visible)

@@ -155,25 +155,11 @@ GRACE_S = 20
 JOURNAL = "journal:"
 
 
-def open_journal(url: str) -> Any:
-    """``journal:PATH``: Optuna's JournalStorage on a file, locked with open(O_EXCL),
-    which works on NFS (v3 and later) where a shared filesystem is all there is."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+def open_journal(url: str, *, existing: bool = False) -> Any:
+    """``journal:PATH`` (see sweep.journal: a torn last record is set aside)."""
+    from sweep.journal import open_journal as open_file
 
-    path = url.removeprefix(JOURNAL)
-    if not path:
-        raise ConfigError(
-            "--storage journal:PATH: expected a file path after 'journal:', got none; "
-            "e.g. --storage journal:/shared/sweeps/study.log"
-        )
-    try:
-        return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
-    except OSError as exc:
-        raise ConfigError(
-            f"--storage {url}: cannot open the journal file ({exc.strerror}); "
-            "pass a writable path (its folder must exist)"
-        ) from None
+    return open_file(url, existing=existing)
 
 
 def open_storage(url: str, *, existing: bool = False) -> Any:
@@ -184,7 +170,7 @@ def open_storage(url: str, *, existing: bool = False) -> Any:
     import optuna
 
     if url.startswith(JOURNAL):
-        return open_journal(url)
+        return open_journal(url, existing=existing)
     kwargs: dict[str, Any] = {}
     heartbeat: dict[str, Any] = {}
     if url.startswith("sqlite"):

@@ -15,10 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.plan import Plan
 from sweep.progress import Progress
+
+if TYPE_CHECKING:
+    from sweep.shared import SharedCopy
 
 
 def warm_up(threads: int) -> None:
@@ -107,7 +110,7 @@ class Launch:
     threads: int | None
 
 
-def share_arrays(launch: Launch, data: Any, folder: Path) -> Path | None:
+def share_arrays(launch: Launch, data: Any, folder: Path) -> SharedCopy | None:
     """Array data for --jobs workers on this machine, written once under the study folder
     (``data/``) for them to memory-map; None where workers call load_data() themselves
     (other input kinds, a HyperModel's fit, Dask workers elsewhere)."""
@@ -115,7 +118,8 @@ def share_arrays(launch: Launch, data: Any, folder: Path) -> Path | None:
         return None
     from sweep.shared import write_shared
 
-    return write_shared(data, (folder / "data").resolve())  # workers may have another cwd
+    root = (folder / "data").resolve()  # workers may have another cwd
+    return write_shared(data, root, jobs=launch.jobs or 1)
 
 
 def run_workers(
@@ -142,12 +146,13 @@ def run_workers(
     # Ctrl+C on a terminal reaches every worker (one process group): each finishes its
     # epoch and stops; the parent waits for them instead of killing them (a second
     # Ctrl+C exits at once, everywhere).
+    shared = share_arrays(launch, data, folder)  # before the handlers: it may refuse
     signals = StopSignals()
     signals.install()
-    shared = share_arrays(launch, data, folder)
     if shared is not None:
-        both.message(f"the workers memory-map the arrays from {shared} (removed at the end)")
-        plan = replace(plan, data_dir=str(shared))
+        where = shared.folder
+        both.message(f"the workers memory-map the arrays from {where} (removed at the end)")
+        plan = replace(plan, data_dir=str(where))
     restore_gpus()  # the probe ran with GPUs hidden; workers take their own
     try:
         if workers is not None:
@@ -166,7 +171,5 @@ def run_workers(
     finally:
         signals.restore()
         if shared is not None:
-            from sweep.shared import remove_shared
-
-            remove_shared(shared)
+            shared.remove()
     return "time budget spent" if "time budget spent" in reasons else reasons[0]
