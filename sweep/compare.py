@@ -115,16 +115,29 @@ def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[
     return patience, min_delta
 
 
+def checked_settings(patience: Any, min_delta: Any) -> tuple[list[int], list[float]]:
+    """``patience`` and ``min_delta`` (a value or a list of them) checked as ``sweep run``
+    checks them (the same messages), as lists; a ``ConfigError`` otherwise."""
+    from sweep.space import COMMAND_LINE, validate_settings
+
+    raw = {"patience": patience, "min_delta": min_delta}
+    values = validate_settings(raw, path=Path("."), origin=COMMAND_LINE)
+    p, d = values["patience"], values["min_delta"]
+    return (p if isinstance(p, list) else [p]), (d if isinstance(d, list) else [d])
+
+
 def compare(
     study: Any,
     *,
-    patience: list[int],
-    min_delta: list[float],
+    patience: int | list[int],
+    min_delta: float | list[float],
     trials: list[Any] | None = None,
 ) -> list[SettingResult]:
-    """``trials``: the study's trials if already read (``reading.trials``)."""
+    """``trials``: the study's trials if already read (``reading.trials``). ``patience`` and
+    ``min_delta`` are checked as ``sweep run`` checks them (``checked_settings``)."""
     from sweep.reading import trials as read_trials
 
+    patience, min_delta = checked_settings(patience, min_delta)
     mode = read_study(study, StudyAttr.MODE)
     trials = read_trials(study) if trials is None else trials
     curves = recorded_curves(study, trials)
