@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, write_space
 
 import sweep
 from sweep.errors import ConfigError
@@ -112,3 +112,38 @@ def test_compare_takes_a_huge_whole_patience(finished_sweep: Path, tmp_path: Pat
     assert row["patience"] == str(huge) and row["censored"] == "0"  # 5 of 5 epochs: all ran out
     frame = sweep.load("tiny", results=tmp_path / "results").compare(patience=[huge], min_delta=0)
     assert frame["uncensored"].tolist() == [3] and frame["patience"].tolist() == [huge]
+
+
+# --- item 10: an --executions-per-trial study exports, verified against its execution ------
+
+
+def test_an_executions_study_exports_verified_against_its_execution(tmp_path: Path) -> None:
+    """The checkpoint is the best execution's model and the table's best_score the mean of
+    the executions': export verifies the model against its execution's own score (it
+    compared it with the mean, and refused every such study)."""
+    import json
+
+    from test_trial_semantics import read_csv, reload_score, validation_arrays
+
+    space = write_space(tmp_path, settings={"epochs": 3, "trials": 1, "patience": 3})
+    args = ("--seed", "3", "--executions-per-trial", "2")
+    code, _, err = run_cli("run", str(space), *args, cwd=tmp_path)
+    assert code == 0, err
+    (row,) = read_csv(tmp_path / "results" / "tiny" / "trials.csv")
+    mean, own = float(row["best_score"]), float(row["best_execution_score"])
+    assert mean != own  # two executions, two scores: the mean is neither
+    out = tmp_path / "winner.keras"
+    code, printed, err = run_cli("export", "tiny", "--out", str(out), cwd=tmp_path)
+    assert code == 0, err
+    best = row["best_execution"]
+    assert f"the table says {own:.6g} (execution {best}'s own best; the trial's best_score " in (
+        printed
+    )
+    assert f"{mean:.6g} is the mean of 2 executions)" in printed
+    card = json.loads((tmp_path / "winner.keras.json").read_text())
+    assert card["best_score"] == mean and card["executions"] == 2
+    assert (card["best_execution"], card["best_execution_score"]) == (int(best), own)
+    assert card["verified_score"] == pytest.approx(own, rel=1e-5)
+    assert "mean of the best scores of 2 executions" in card["score_note"]
+    xv, yv = validation_arrays(space)  # independently: what was written scores its own
+    assert reload_score(str(out), "val_loss", xv, yv) == pytest.approx(own, rel=1e-5)
