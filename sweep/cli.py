@@ -295,6 +295,11 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             f"resumed: trial {r['trial']} from epoch {r['resumed_from']}, not exactly: "
             f"{r['resume_note']}\n"
         )
+    for r in s.callback_stops:
+        out.write(
+            f"stopped by a callback: trial {r['trial']} at epoch {r['stop_epoch']}/"
+            f"{r['max_epochs']}, by {r['stopped_by']} (not early stopping)\n"
+        )
     return 0
 
 

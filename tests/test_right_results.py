@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli, write_space
+from test_resume import kill, read_rows, start, wait_for
 
 import sweep
 from sweep.errors import ConfigError
@@ -147,3 +148,76 @@ def test_an_executions_study_exports_verified_against_its_execution(tmp_path: Pa
     assert "mean of the best scores of 2 executions" in card["score_note"]
     xv, yv = validation_arrays(space)  # independently: what was written scores its own
     assert reload_score(str(out), "val_loss", xv, yv) == pytest.approx(own, rel=1e-5)
+
+
+# --- item 9: a callback that stops training is the trial's stop_reason, by name ------------
+
+STOPPING_CALLBACKS = """
+
+class StopAfter(keras.callbacks.Callback):
+    \"\"\"Stops training after epoch 2, then (on_train_end, after sweep's resume point of
+    that epoch) waits while the file hold-<trial> exists.\"\"\"
+
+    def __init__(self, trial):
+        super().__init__()
+        self.trial = trial
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= 2:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        import time
+        from pathlib import Path
+
+        if Path(f"hold-{self.trial}").exists():
+            Path(f"held-{self.trial}").write_text("")
+            while Path(f"hold-{self.trial}").exists():
+                time.sleep(0.05)
+
+
+def callbacks(hp):
+    trial = getattr(getattr(hp, "trial", None), "number", None)
+    return [keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: None), StopAfter(trial)]
+"""
+
+
+def test_a_callback_that_stops_training_is_recorded_as_such(tmp_path: Path) -> None:
+    """StopAfter (the second of two callbacks) stops every trial after epoch 2 of 6: the
+    table and status say `callback`, by StopAfter (it said max_epochs); trial 0, killed
+    with SIGKILL after its last resume point and before its record, resumes as stopped
+    (it trained on to epoch 3); compare counts the curves as whole (it censored them)."""
+    settings = {"epochs": 6, "patience": 6, "trials": 2}
+    write_space(tmp_path, settings=settings, extra=STOPPING_CALLBACKS)
+    (tmp_path / "hold-0").write_text("")
+    proc = start(tmp_path, "--seed", "1")
+    wait_for(proc, lambda: (tmp_path / "held-0").exists())
+    kill(proc)
+    (tmp_path / "hold-0").unlink()
+    code, out, err = run_cli("run", "tiny.py", "--seed", "1", cwd=tmp_path)
+    assert code == 0, err
+    assert "trial 0 was left running by a process that is gone; resuming it" in out
+    rows = read_rows(tmp_path / "results" / "tiny" / "trials.csv")
+    assert sorted(r["trial"] for r in rows) == ["0", "1"]
+    for r in rows:
+        assert (r["state"], r["stop_reason"], r["stopped_by"]) == (
+            "complete",
+            "callback",
+            "StopAfter",
+        )
+        assert (r["stop_epoch"], r["max_epochs"], r["early_stopped"]) == ("2", "6", "false")
+    code, out, err = run_cli("status", "tiny", cwd=tmp_path)
+    assert code == 0, err
+    for n in (0, 1):
+        line = f"stopped by a callback: trial {n} at epoch 2/6, by StopAfter (not early stopping)"
+        assert line in out.splitlines()
+    code, out, err = run_cli("table", "tiny", "--format", "csv", cwd=tmp_path)
+    assert code == 0 and "callback,StopAfter" in out
+    # replayed under a patience that never stops it, each curve ends where StopAfter ended it
+    cmp = ("compare", "tiny", "--patience", "3,6", "--min-delta", "0", "--format", "csv")
+    code, out, err = run_cli(*cmp, cwd=tmp_path)
+    assert code == 0, err
+    for setting in csv.DictReader(io.StringIO(out.split("\nwritten:")[0])):
+        assert (setting["uncensored"], setting["censored"]) == ("2", "0")
+        assert float(setting["mean_epochs"]) == 2.0
+
