@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,3 +224,69 @@ def test_a_callback_that_stops_training_is_recorded_as_such(tmp_path: Path) -> N
         assert (setting["uncensored"], setting["censored"]) == ("2", "0")
         assert float(setting["mean_epochs"]) == 2.0
 
+
+# --- item 11: --gpus naming a GPU that is not there; the device column is the truth -------
+
+# A driver listing that TensorFlow cannot use: an `nvidia-smi` on PATH that lists two GPUs.
+# A mock (the only one here) because no GPU is possible on this machine: it stands for a
+# machine whose driver lists GPUs that this TensorFlow does not see (a CPU-only build, a
+# missing CUDA library), which is what the check in the training process is for.
+FAKE_SMI = """#!/bin/sh
+echo "GPU 0: NVIDIA A100 (UUID: GPU-aaa)"
+echo "GPU 1: NVIDIA A100 (UUID: GPU-bbb)"
+"""
+
+
+def _run(folder: Path, *args: str, smi: bool) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    if smi:
+        bin_dir = folder / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        (bin_dir / "nvidia-smi").write_text(FAKE_SMI)
+        (bin_dir / "nvidia-smi").chmod(0o755)
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", "run", "tiny.py", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_gpus_naming_a_gpu_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    """--gpus 5 on a machine with no GPU trained on the CPU and the table said GPU:5."""
+    write_space(tmp_path, settings={"trials": 1, "epochs": 2})
+    done = _run(tmp_path, "--gpus", "5", smi=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.endswith(
+        "sweep: error: --gpus 5: this machine has no GPU (nvidia-smi -L lists none, "
+        "CUDA_VISIBLE_DEVICES=(unset)); use --gpus none or leave it out\n"
+    )
+    assert "Traceback" not in done.stderr and not (tmp_path / "results").exists()
+
+
+def test_gpus_the_driver_lists_but_tensorflow_does_not_see(tmp_path: Path) -> None:
+    """The check in the process that trains, with TensorFlow's own list: --gpus 1 (which
+    the driver lists) is refused before any trial; without --gpus the trial trains on the
+    CPU with a warning, and the device column says CPU (it said GPU:0)."""
+    write_space(tmp_path, settings={"trials": 1, "epochs": 2})
+    done = _run(tmp_path, "--gpus", "1", smi=True)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.endswith(
+        "sweep: error: --gpus 1: this machine has no GPU (TensorFlow sees none); "
+        "use --gpus none or leave it out\n"
+    )
+    assert "trial 0 started" not in (tmp_path / "results" / "tiny" / "sweep.log").read_text()
+    assert not (tmp_path / "results" / "tiny" / "study.db").exists()
+    done = _run(tmp_path, "--plain", smi=True)
+    assert done.returncode == 0, done.stderr
+    warning = (
+        "warning: GPU:0 is listed, but this machine has no GPU (TensorFlow sees none): its "
+        "trials train on the CPU"
+    )
+    assert warning in done.stdout
+    (row,) = read_rows(tmp_path / "results" / "tiny" / "trials.csv")
+    assert (row["state"], row["device"]) == ("complete", "CPU")
