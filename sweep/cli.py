@@ -139,8 +139,14 @@ def _cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     out.write(
         f"exported trial {done.trial} ({done.format}) to {done.path}\n"
         f"verified: reloaded, it scores {done.monitor}={done.verified_score:.6g} on the "
-        f"validation data; the table says {done.best_score:.6g}\n"
+        f"validation data; the table says {done.expected_score:.6g}"
     )
+    if done.executions > 1:
+        out.write(
+            f" (execution {done.best_execution}'s own best; the trial's best_score "
+            f"{done.best_score:.6g} is the mean of {done.executions} executions)"
+        )
+    out.write("\n")
     if done.test_score:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in done.test_score.items())
         out.write(f"test data (not used for selection): {scores}\n")
@@ -288,6 +294,11 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(
             f"resumed: trial {r['trial']} from epoch {r['resumed_from']}, not exactly: "
             f"{r['resume_note']}\n"
+        )
+    for r in s.callback_stops:
+        out.write(
+            f"stopped by a callback: trial {r['trial']} at epoch {r['stop_epoch']}/"
+            f"{r['max_epochs']}, by {r['stopped_by']} (not early stopping)\n"
         )
     return 0
 

@@ -16,7 +16,14 @@ import numpy as np
 from sweep.atomic import write_text_atomic, write_with
 from sweep.direction import Direction
 from sweep.errors import ConfigError
-from sweep.record import CURVE, StudyAttr, execution_facts, from_trial, read_study
+from sweep.record import (
+    CURVE,
+    StopReason,
+    StudyAttr,
+    execution_facts,
+    from_trial,
+    read_study,
+)
 from sweep.stopping import StopRule, pad_curves, replay_many
 
 DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
@@ -65,14 +72,15 @@ def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
             executions = execution_facts(whole)
             curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), executions))
             continue
+        stop = int(rec.stop_epoch or 0)
         steps = steps_of.get(t.number, {})
-        values = [float(steps.get(e, math.nan)) for e in range(1, int(rec.stop_epoch or 0) + 1)]
+        values = [float(steps.get(e, math.nan)) for e in range(1, stop + 1)]
         best = rec.best_score
         curves.append(
             Curve(
                 trial=t.number,
                 values=values,
-                max_epochs=int(rec.max_epochs or 0),
+                max_epochs=_ends_at(rec.stop_reason, stop, int(rec.max_epochs or 0)),
                 recorded_best=math.nan if best is None else float(best),
             )
         )
@@ -92,11 +100,18 @@ def execution_curves(number: int, max_epochs: int, executions: list[dict[str, An
                 Curve(
                     trial=number,
                     values=values,
-                    max_epochs=max_epochs,
+                    max_epochs=_ends_at(ex.get("stop_reason"), stop, max_epochs),
                     recorded_best=math.nan if best is None else float(best),
                 )
             )
     return curves
+
+
+def _ends_at(reason: Any, stop_epoch: int, max_epochs: int) -> int:
+    """The last epoch any early-stopping setting could have trained: a user's callback
+    that stopped training (stop_reason callback) would have stopped it there again, so
+    its curve is whole (uncensored) at that length; else max_epochs."""
+    return stop_epoch if reason == StopReason.CALLBACK else max_epochs
 
 
 def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[int], set[float]]:
@@ -115,16 +130,29 @@ def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[
     return patience, min_delta
 
 
+def checked_settings(patience: Any, min_delta: Any) -> tuple[list[int], list[float]]:
+    """``patience`` and ``min_delta`` (a value or a list of them) checked as ``sweep run``
+    checks them (the same messages), as lists; a ``ConfigError`` otherwise."""
+    from sweep.space import COMMAND_LINE, validate_settings
+
+    raw = {"patience": patience, "min_delta": min_delta}
+    values = validate_settings(raw, path=Path("."), origin=COMMAND_LINE)
+    p, d = values["patience"], values["min_delta"]
+    return (p if isinstance(p, list) else [p]), (d if isinstance(d, list) else [d])
+
+
 def compare(
     study: Any,
     *,
-    patience: list[int],
-    min_delta: list[float],
+    patience: int | list[int],
+    min_delta: float | list[float],
     trials: list[Any] | None = None,
 ) -> list[SettingResult]:
-    """``trials``: the study's trials if already read (``reading.trials``)."""
+    """``trials``: the study's trials if already read (``reading.trials``). ``patience`` and
+    ``min_delta`` are checked as ``sweep run`` checks them (``checked_settings``)."""
     from sweep.reading import trials as read_trials
 
+    patience, min_delta = checked_settings(patience, min_delta)
     mode = read_study(study, StudyAttr.MODE)
     trials = read_trials(study) if trials is None else trials
     curves = recorded_curves(study, trials)

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sweep.errors import ConfigError
@@ -36,6 +36,7 @@ class WorkerDevices:
     label: str = "CPU"  # the table's device column: GPU:1, GPU:0,1, CPU
     per_trial: int = 1  # devices one trial spans (MirroredStrategy when > 1)
     memory_mb: int | None = None  # a logical device with this memory limit on each GPU
+    asked: str | None = None  # the --gpus value that chose these GPUs (None: all listed)
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,10 @@ def plan_devices(
                 )
             chosen = [(n, listed[n]) for n in request]
         else:
-            warning = (
-                f"--gpus {gpus}: no GPU is listed on this machine (nvidia-smi -L, {GPU_ENV}); "
-                f"workers get {GPU_ENV} as given and TensorFlow runs them on CPU"
+            raise ConfigError(
+                f"--gpus {gpus}: this machine has no GPU (nvidia-smi -L lists none, "
+                f"{GPU_ENV}={env.get(GPU_ENV, '(unset)')}); use --gpus none or leave it out"
             )
-            chosen = [(n, str(n)) for n in request]
     else:
         chosen = list(enumerate(listed))
     if not chosen:  # no GPU: as without sweep's devices, unless logical CPUs are asked for
@@ -192,10 +192,36 @@ def plan_devices(
             label="GPU:" + ",".join(str(n) for n, _ in group),
             per_trial=per_trial,
             memory_mb=memory_mb,
+            asked=gpus if isinstance(request, list) else None,
         )
         for group in groups
     )
     return DevicePlan(workers, warning)
+
+
+def settle(devices: WorkerDevices, seen: int) -> tuple[WorkerDevices, str | None]:
+    """The devices this process really trains on, once TensorFlow listed ``seen`` GPUs in
+    it: as planned where it sees every GPU the process was given. Where it sees fewer, a
+    ``ConfigError`` if ``--gpus`` asked for them, else the CPU and a warning line. Where
+    nothing listed a GPU but TensorFlow sees some, its first ones (where it places ops)."""
+    given = [] if devices.visible in (None, HIDDEN) else str(devices.visible).split(",")
+    if not given:
+        n = devices.per_trial
+        if devices.visible is None and devices.label.startswith("CPU") and seen >= n:
+            return replace(devices, label="GPU:" + ",".join(map(str, range(n)))), None
+        return devices, None
+    if seen >= len(given):
+        return devices, None
+    there = (
+        "this machine has no GPU (TensorFlow sees none)"
+        if seen == 0
+        else f"TensorFlow sees {seen} of the {len(given)} GPUs given ({GPU_ENV}={devices.visible})"
+    )
+    if devices.asked is not None:
+        raise ConfigError(f"--gpus {devices.asked}: {there}; use --gpus none or leave it out")
+    cpu = "CPU" if devices.per_trial == 1 else "CPU:" + ",".join(map(str, range(devices.per_trial)))
+    warning = f"{devices.label} is listed, but {there}: its trials train on the {cpu}"
+    return replace(devices, label=cpu), warning
 
 
 # The devices of this process, once it took them (``take``): what its trials record.

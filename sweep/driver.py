@@ -93,11 +93,11 @@ def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSum
     started = time.time()
     progress = progress or NullProgress()
     name = study_name(options)
+    devices = run_devices(options)  # a refused --gpus creates nothing
     folder = writable_study_dir(options.results_dir, name)
     from sweep.shared import remove_stale
 
     remove_stale(folder / "data")  # --jobs copies of the arrays left by killed runs
-    devices = run_devices(options)
     parent = ParentGpus()
     parent.set(HIDDEN if is_parallel(options) else devices.workers[0].visible)
     take(devices.workers[0] if not is_parallel(options) else WorkerDevices(), set_env=False)
@@ -145,10 +145,11 @@ def _started(run: _Run, logged: PlainProgress) -> SweepSummary:
         import_tensorflow_quietly()  # here CUDA reads CUDA_VISIBLE_DEVICES, once
         from sweep.train.gpu import configure_process
 
-        configure_process(current_devices())
+        settled = configure_process(current_devices())  # where this process really trains
         quiet_optuna()
-        if run.devices.warning:
-            both.message(f"warning: {run.devices.warning}")
+        for warning in (run.devices.warning, settled):
+            if warning:
+                both.message(f"warning: {warning}")
         return _run(replace(run, workers=workers), logged)
     except BaseException:
         if workers is not None:

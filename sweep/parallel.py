@@ -74,13 +74,14 @@ def worker_entry(plan: Plan, index: int, threads: int) -> str:
     import_tensorflow_quietly()
     from sweep.train.gpu import configure_process
 
-    configure_process(current())
+    settled = configure_process(current())  # where this worker really trains
     limit_threads(threads)
     quiet_optuna()
     with (Path(plan.results) / "sweep.log").open("a", encoding="utf-8") as log:
         progress = PlainProgress(log, epochs=True, prefix=f"[w{index}] ")
-        if warning:
-            progress.message(f"warning: {warning}")
+        for line in (warning, settled):
+            if line:
+                progress.message(f"warning: {line}")
         with start_up_frozen(), process_owned():  # a worker process is sweep's own
             return work(plan, progress, index=index)
 

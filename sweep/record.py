@@ -40,6 +40,7 @@ class StopReason(StrEnum):
     PRUNED = "pruned"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+    CALLBACK = "callback"  # a callback from callbacks(hp) set model.stop_training (stopped_by)
 
 
 class State(StrEnum):
@@ -118,6 +119,7 @@ class TrialRecord:
     stop_epoch: int | None = None  # the last epoch trained (so far, while running)
     max_epochs: int | None = None
     stop_reason: StopReason | None = None
+    stopped_by: str = ""  # the class of the callback that stopped training (stop_reason callback)
     early_stopped: bool | None = None
     patience: int | None = None
     min_delta: float | None = None
@@ -255,6 +257,7 @@ def from_trial(trial: Any, *, now: float | None = None) -> TrialRecord:
         stop_epoch=_int(stop_epoch),
         max_epochs=_int(attrs.get("max_epochs")),
         stop_reason=_reason(attrs.get("stop_reason")),
+        stopped_by=str(attrs.get("stopped_by", "")),
         early_stopped=None if early is None else bool(early),
         patience=_int(attrs.get("patience")),
         min_delta=attrs.get("min_delta"),  # as recorded: the table shows a whole 0 as 0

@@ -99,6 +99,10 @@ class Session:
                 rerun = self.rerun_check()
                 rerun.check(frozen)  # before the claim: a refused rerun changes nothing
                 self.worker.claim(self.study, frozen)
+                # killed before it asked every value, it samples now: as a new trial would
+                reseed_for_trial(self.study.sampler, self.plan.seed, frozen.number)
+                # and records them: Optuna's cache must know the trial (a KeyError otherwise)
+                self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
                 if rerun.space_change(frozen) is not None:  # allowed (--allow-space-change)
                     write_stored(self.study._storage, frozen._trial_id, space_changed=True)
                 self.progress.message(

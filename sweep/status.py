@@ -30,6 +30,7 @@ class Status:
     interrupted: list[dict[str, Any]]  # running trials whose process is gone
     spent_s: float
     resume_notes: list[dict[str, Any]] = field(default_factory=list)  # resumes not exact
+    callback_stops: list[dict[str, Any]] = field(default_factory=list)  # stop_reason callback
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def status(study: Any, *, folder: Path | None = None) -> Status:
         interrupted=[r for r in rows if r["trial"] in gone],
         spent_s=last - first,
         resume_notes=[r for r in rows if r.get("resume_note")],
+        callback_stops=[r for r in rows if r.get("stopped_by")],
     )
 
 
@@ -95,6 +97,8 @@ def _read_selected(study: Any) -> _Read:
         span = (span[0], time.time())
     return _Read(
         counts=counts,
-        trials=selected(study, noted(study, "resume_note"), keys=READ_KEYS),
+        trials=selected(
+            study, [*noted(study, "resume_note"), *noted(study, "stopped_by")], keys=READ_KEYS
+        ),
         span=span,
     )

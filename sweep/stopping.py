@@ -54,6 +54,7 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _F32_MAX = float(np.finfo(np.float32).max)
+_NEVER = 2**62  # more epochs than any curve has
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -285,7 +286,8 @@ def replay_many(
     # rounding to nearest is symmetric (f32(-y) == -f32(y)), and NaN stays NaN.
     sign = np.array([[Direction.from_mode(r.mode).sign] for r in rules], dtype=np.float32)
     delta = np.array([[r.signed_delta] for r in rules], dtype=np.float64)
-    patience = np.array([[r.patience] for r in rules], dtype=np.int64)
+    # a patience beyond any curve's length never runs out: capped to fit in int64
+    patience = np.array([[min(r.patience, _NEVER)] for r in rules], dtype=np.int64)
     start = np.array([[r.start_from_epoch] for r in rules], dtype=np.int64)
     has_base = np.array([[r.baseline is not None] for r in rules], dtype=np.bool_)
     base = np.array(

@@ -128,10 +128,13 @@ class Study:
         return keras.saving.load_model(str(best.checkpoint), safe_mode=True)
 
     def compare(
-        self, patience: list[int] | None = None, min_delta: list[float] | None = None
+        self,
+        patience: int | list[int] | None = None,
+        min_delta: float | list[float] | None = None,
     ) -> pd.DataFrame:
         """Other early-stopping settings replayed on the recorded curves: the rows of
-        stopping.csv (written, with stopping.png, as ``sweep compare`` does)."""
+        stopping.csv (written, with stopping.png, as ``sweep compare`` does). Values are
+        checked as ``sweep.run`` checks them (a ``ConfigError`` otherwise)."""
         import pandas as pd
 
         from sweep import compare as cmp
@@ -139,11 +142,11 @@ class Study:
 
         trials = read_trials(self._optuna)
         patiences, deltas = cmp.recorded_settings(self._optuna, trials)
-        chosen_patience = list(patience or sorted(set(cmp.DEFAULT_PATIENCE) | patiences))
-        chosen_delta = [float(d) for d in min_delta or sorted(set(cmp.DEFAULT_MIN_DELTA) | deltas)]
-        results = cmp.compare(
-            self._optuna, patience=chosen_patience, min_delta=chosen_delta, trials=trials
-        )
+        if patience is None or patience == []:
+            patience = sorted(set(cmp.DEFAULT_PATIENCE) | patiences)
+        if min_delta is None or min_delta == []:
+            min_delta = sorted(set(cmp.DEFAULT_MIN_DELTA) | deltas)
+        results = cmp.compare(self._optuna, patience=patience, min_delta=min_delta, trials=trials)
         cmp.write_outputs(results, self.folder)
         return pd.DataFrame([asdict(r) for r in results], columns=cmp.COLUMNS)
 

@@ -120,8 +120,9 @@ def test_old_study_reads_with_every_command(old_study: Path) -> None:
     recorded = list(csv.DictReader((old_study / "results/tiny/trials.csv").open()))
     assert [r["trial"] for r in rows] == ["2", "0", "1"]
     assert [r["state"] for r in rows] == ["complete", "complete", "failed"]
-    # the same columns in the same order, and the columns added since (issues 13, 16, 17)
+    # the same columns in the same order, and the columns added since (issues 13, 16, 17, 23)
     added = {
+        "stopped_by": "",
         "objective_source": "monitor",
         "best_execution": "",
         "best_execution_score": "",

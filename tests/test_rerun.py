@@ -226,13 +226,22 @@ def table_facts(folder: Path) -> list[tuple[str, ...]]:
     return sorted(tuple(r[k] for k in keys) for r in rows)
 
 
-def test_a_killed_sweep_is_the_sweep_it_would_have_been(killed_sweep: Path, tmp_path: Path) -> None:
-    """--seed 0 --deterministic: uninterrupted, and killed twice (in trial 0, then in a
-    trial asked after the first kill), the same table."""
-    straight = tmp_path / "straight"
-    straight.mkdir()
+@pytest.fixture(scope="module")
+def straight_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The killed sweep's command run uninterrupted: the table every rerun must give."""
+    straight = tmp_path_factory.mktemp("straight")
     write_space(straight, source=SLOW_SPACE, settings=KILLED_SETTINGS)
     finish_within(straight, *ORIGINAL)
+    return straight
+
+
+def test_a_killed_sweep_is_the_sweep_it_would_have_been(
+    killed_sweep: Path, straight_sweep: Path, tmp_path: Path
+) -> None:
+    """--seed 0 --deterministic: uninterrupted, and killed twice (in trial 0, then in a
+    trial asked after the first kill), the same table. (Killed between two trials is this
+    too: the rerun's fresh process asks trials 1 and 2 anew.)"""
+    straight = straight_sweep
     killed = copy_of(killed_sweep, tmp_path / "killed")
     proc = start(killed, *ORIGINAL)
     wait_for(proc, lambda: epochs_done(killed, 2) >= 1)
@@ -241,6 +250,47 @@ def test_a_killed_sweep_is_the_sweep_it_would_have_been(killed_sweep: Path, tmp_
     facts = table_facts(killed)
     assert len(facts) == 4 and all(f[1] == "complete" for f in facts)
     assert facts == table_facts(straight)
+
+
+# build_model of trial N waits while the file hold-N exists (after writing held-N), before
+# it asks for a hyperparameter: a kill there leaves trial N running with no params.
+HOLDING_SPACE = SLOW_SPACE.replace(
+    "def build_model(hp):\n",
+    """def build_model(hp):
+    import time
+    from pathlib import Path
+
+    number = getattr(getattr(hp, "trial", None), "number", None)
+    if number is not None and Path(f"hold-{number}").exists():
+        Path(f"held-{number}").write_text("")
+        while Path(f"hold-{number}").exists():
+            time.sleep(0.05)
+""",
+)
+
+
+def test_killed_before_a_trial_sampled_the_rerun_samples_what_it_would_have(
+    straight_sweep: Path, tmp_path: Path
+) -> None:
+    """Killed right after `trial 1 started`, before build_model asked for a value: the
+    resumed trial 1 samples, from the sampler reseeded for (seed, 1), the values an
+    uninterrupted run gave it (it got other ones), and the table is the straight run's."""
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    assert "hold-" not in SLOW_SPACE and "hold-" in HOLDING_SPACE
+    write_space(killed, source=HOLDING_SPACE, settings=KILLED_SETTINGS)
+    (killed / "hold-1").write_text("")
+    proc = start(killed, *ORIGINAL)
+    wait_for(proc, lambda: (killed / "held-1").exists())
+    kill(proc)
+    assert "trial 1 started" in (killed / "results" / "tiny" / "sweep.log").read_text()
+    trials = study(killed).trials
+    assert [t.state for t in trials] == [COMPLETE, RUNNING] and trials[1].params == {}
+    (killed / "hold-1").unlink()
+    finish_within(killed, *ORIGINAL)
+    facts = table_facts(killed)
+    assert len(facts) == 4 and all(f[1] == "complete" for f in facts)
+    assert facts == table_facts(straight_sweep)
 
 
 def test_samplers_reseeded_per_trial_number_ask_the_same_after_a_restart() -> None:

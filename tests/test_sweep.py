@@ -26,6 +26,7 @@ EXPECTED_COLUMNS = [
     "max_epochs",
     "early_stopped",
     "stop_reason",
+    "stopped_by",
     "patience",
     "min_delta",
     "calibration",

@@ -152,6 +152,58 @@ def _state_of(callback: Any) -> dict[str, Any] | None:
     return None
 
 
+# Every hook fit calls (evaluate's, for the validation data, included): a callback may set
+# model.stop_training in any of them.
+_HOOKS = (
+    "on_train_begin",
+    "on_epoch_begin",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_begin",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_test_end",
+    "on_epoch_end",
+)
+
+
+class StopWatch:
+    """Which of the user's callbacks set ``model.stop_training`` (its class name in ``by``).
+
+    ``watched`` puts a mark before the first callback and after each: in every hook a mark
+    notes the flag, and the first mark that finds it turned on names the callback just
+    before it. A stop by EarlyStopping (before the marks) or by the recorder (after) is
+    nobody's here."""
+
+    def __init__(self) -> None:
+        self.by: str | None = None
+        self.seen = False  # the flag as the previous mark saw it, in the hook that runs
+
+    def watched(self, callbacks: list[Any]) -> list[Any]:
+        if not callbacks:
+            return []
+        marked: list[Any] = [_Mark(self, None)]
+        for callback in callbacks:
+            marked += [callback, _Mark(self, callback)]
+        return marked
+
+
+class _Mark(keras.callbacks.Callback):  # type: ignore[misc]
+    def __init__(self, watch: StopWatch, after: Any) -> None:
+        super().__init__()
+        self.watch, self.after = watch, after
+
+    def look(self, *args: Any, **kwargs: Any) -> None:
+        stopped = bool(getattr(self.model, "stop_training", False))
+        if stopped and not self.watch.seen and self.after is not None and self.watch.by is None:
+            self.watch.by = type(self.after).__name__
+        self.watch.seen = stopped
+
+
+for _hook in _HOOKS:
+    setattr(_Mark, _hook, _Mark.look)
+
+
 @dataclass(frozen=True)
 class UserCallbacks:
     """One trial's user callbacks, and what the trial records about them."""

@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 import keras
 import tensorflow as tf
 
-from sweep.devices import GROWTH_ENV, WorkerDevices, current, logical_cpus
+from sweep.devices import GROWTH_ENV, WorkerDevices, current, logical_cpus, settle, take
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -20,11 +20,17 @@ R = TypeVar("R")
 _STRATEGY: list[Any] = []  # one per process: trials reuse it
 
 
-def configure_process(devices: WorkerDevices) -> None:
+def configure_process(devices: WorkerDevices) -> str | None:
     """Memory growth on every GPU (unless TF_FORCE_GPU_ALLOW_GROWTH is set), or a logical
     device with ``memory_mb`` on each; logical CPUs where SWEEP_LOGICAL_CPUS asks for them.
-    A process whose devices TensorFlow already initialised keeps them as they are."""
+    A process whose devices TensorFlow already initialised keeps them as they are.
+
+    First, the GPUs TensorFlow really lists here decide what the process's trials record
+    (``devices.settle``): a ``ConfigError`` where ``--gpus`` named GPUs it does not see, a
+    warning line (returned) where listed GPUs are not there for it."""
     gpus = tf.config.list_physical_devices("GPU")
+    settled, warning = settle(devices, len(gpus))
+    take(settled, set_env=False)
     try:
         for gpu in gpus:
             if devices.memory_mb is not None:
@@ -39,6 +45,7 @@ def configure_process(devices: WorkerDevices) -> None:
             tf.config.set_logical_device_configuration(cpu, logical)
     except RuntimeError:
         pass  # already initialised (a reused worker, or a notebook that trained before)
+    return warning
 
 
 def trial_strategy() -> Any:

@@ -29,7 +29,7 @@ from sweep.errors import MonitorMissingError
 from sweep.progress import EpochEvent
 from sweep.record import StopReason
 from sweep.tracking import Tracker
-from sweep.train.callbacks import CallbackStates
+from sweep.train.callbacks import CallbackStates, StopWatch
 from sweep.train.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 
 
@@ -97,12 +97,14 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.failure: str | None = None
         # "budget" or "interrupted" when asked to stop, "pruned" when the pruner said so
         self.stop_reason: StopReason | None = None
+        self.watch = StopWatch()  # which user callback stopped training, if one did
 
     def restore(self, state: ResumeState) -> None:
         self.history = [dict(row) for row in state.history]
         self.best_score = state.best_score
         self.best_epoch = state.best_epoch
         self._callback_states = state.callbacks
+        self.watch.by = state.stopped_by
         write_text_atomic(self.history_path, history_csv(self.history))
 
     @property
@@ -113,6 +115,11 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
     def stop_epoch(self) -> int:
         """The last epoch trained, 1-based (0 before the first epoch ends)."""
         return len(self.history)
+
+    @property
+    def stopped_by(self) -> str | None:
+        """The user callback that ended training before max_epochs, if one did."""
+        return self.watch.by if self.stop_epoch < self.max_epochs else None
 
     def is_better(self, value: float) -> bool:
         return Direction.from_mode(self.mode).better(value, self.best_score)
@@ -146,6 +153,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             stopper=self.stopper.snapshot(),
             improved=improved,
             callbacks=None if self.user_callbacks is None else self.user_callbacks.snapshot(),
+            stopped_by=self.watch.by,
         )
         write_text_atomic(self.history_path, history_csv(self.history))
         if self.tracker is not None:  # after the resume point: a resumed trial fills in

@@ -54,6 +54,7 @@ class ResumeState:
     pending_best: str | None
     # the user's callbacks' states (sweep.train.callbacks), one per callback, None: no state
     callbacks: list[Any] | None = None
+    stopped_by: str | None = None  # the user callback that stopped training at this epoch
 
     def to_json(self) -> str:
         raw = {f.name: getattr(self, f.name) for f in fields(self)}  # no deep copy of history
@@ -141,6 +142,7 @@ class ResumeDir:
         stopper: StopperState,
         improved: bool,
         callbacks: list[Any] | None = None,
+        stopped_by: str | None = None,
     ) -> None:
         """Steps 1-4 above, at the end of epoch ``epochs_done``."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -160,6 +162,7 @@ class ResumeDir:
             variables=variables,
             pending_best=pending,
             callbacks=callbacks,
+            stopped_by=stopped_by,
         )
         write_text_atomic(self.folder / STATE, state.to_json())
         self._finish(state)

@@ -174,7 +174,9 @@ def run_trial(
                 trial.report(value, int(row["epoch"]))
     started = time.monotonic() - float((before.duration_s or 0.0) if state else 0.0)
     finished_before = state is not None and (
-        state.stopper.stopped_epoch > 0 or state.epochs_done >= checked["max_epochs"]
+        state.stopper.stopped_epoch > 0
+        or state.epochs_done >= checked["max_epochs"]
+        or state.stopped_by is not None
     )
     try:
         hp = OptunaHyperParameters(trial)
@@ -200,7 +202,7 @@ def run_trial(
                     validation_data=validation,
                     initial_epoch=done,
                     epochs=settings.epochs,
-                    callbacks=[stopper, *user.states.callbacks, recorder],
+                    callbacks=[stopper, *recorder.watch.watched(user.states.callbacks), recorder],
                     verbose=0,
                 )
                 if recorder.stop_epoch == done == 0:
@@ -227,7 +229,7 @@ def run_trial(
                     data,
                     seed=int(data_seed),
                     done=done,
-                    callbacks=[stopper, *user.states.callbacks, recorder],
+                    callbacks=[stopper, *recorder.watch.watched(user.states.callbacks), recorder],
                 )
     except BaseException:
         _record(trial, recorder, started)
@@ -246,15 +248,25 @@ def run_trial(
     early = stopper.stopped_epoch > 0 and recorder.stop_epoch < recorder.max_epochs
     if recorder.stop_reason == StopReason.PRUNED:
         early = False
-    reason = recorder.stop_reason or (StopReason.EARLY_STOPPING if early else StopReason.MAX_EPOCHS)
+    reason = recorder.stop_reason or _ended_by(early, recorder.stopped_by)
     keras_best = None if stopper.best is None else stopper.best_epoch + 1
     write(trial, early_stopped=early, stop_reason=reason, keras_best_epoch=keras_best)
+    if reason == StopReason.CALLBACK:
+        write(trial, stopped_by=recorder.stopped_by)
     if reason == StopReason.PRUNED:
         raise TrialPrunedError(
             f"trial {trial.number} pruned after epoch {recorder.stop_epoch} by the "
             f"{settings.pruner} pruner"
         )
     return from_trial(_stored(trial))
+
+
+def _ended_by(early: bool, callback: str | None) -> StopReason:
+    """Why a trial nobody asked to stop ended: EarlyStopping, a user's callback, or
+    max_epochs (EarlyStopping runs first: when both stop at one epoch, it is early)."""
+    if early:
+        return StopReason.EARLY_STOPPING
+    return StopReason.CALLBACK if callback else StopReason.MAX_EPOCHS
 
 
 def fit_inputs(
