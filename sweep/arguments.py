@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from sweep import __version__
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
-from sweep.plan import SEED_LIMIT
+from sweep.plan import MAX_THREADS, SEED_LIMIT
 from sweep.space import MODES, PRUNERS, SAMPLERS
 
 
@@ -20,12 +20,16 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message}; see '{self.prog} --help'")
 
 
-def _int(minimum: int) -> Any:
+def _int(minimum: int, maximum: int | None = None) -> Any:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum}, got {value}"
+            )
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
         return value
@@ -184,7 +188,7 @@ def _parallel_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=_int(1),
+        type=_int(1, MAX_THREADS),
         default=None,
         metavar="T",
         help="TensorFlow threads per worker (default: cores / jobs)",
