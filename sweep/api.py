@@ -200,7 +200,7 @@ def run(
     first_trial: str | None = None,
     data_path: PathLike | None = None,
     tensorboard: bool | None = None,
-    mlflow: str | None = None,
+    mlflow: str | bool | None = None,
     mlflow_artifacts: bool | None = None,
     executions_per_trial: int | None = None,
     study: str | None = None,

@@ -148,9 +148,11 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
         "--mlflow",
         "mlflow",
         str,
-        "log the study and each trial to this MLflow tracking URI (http://... or sqlite:///...)",
+        "log the study and each trial to this MLflow tracking URI (http://... or sqlite:///...); "
+        "alone: the one in MLFLOW_TRACKING_URI",
     ),
 ]
+OPTIONAL_VALUE = {"--mlflow": True}  # a settings flag given alone: this value
 # Settings switched on by a flag alone: (flag, settings field, help)
 SETTING_SWITCHES: list[tuple[str, str, str]] = [
     ("--tensorboard", "tensorboard", "write results/<study>/tensorboard/ (HParams included)"),
@@ -249,7 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="search space: NAME (search_spaces/NAME.py) or a path (default: digits_cnn)",
     )
     for flag, dest, parse, help_text in SETTING_FLAGS:
-        run.add_argument(flag, dest=f"set_{dest}", type=parse, default=None, help=help_text)
+        alone: dict[str, Any] = {}
+        if flag in OPTIONAL_VALUE:
+            alone = {"nargs": "?", "const": OPTIONAL_VALUE[flag]}
+        run.add_argument(
+            flag, dest=f"set_{dest}", type=parse, default=None, help=help_text, **alone
+        )
     for flag, dest, help_text in SETTING_SWITCHES:
         run.add_argument(
             flag, dest=f"set_{dest}", action="store_const", const=True, default=None, help=help_text

@@ -78,6 +78,10 @@ class Plan(TrialOptions):
         raw.pop("functions")
         raw.pop("data_dir")
         raw.pop("devices")
+        if isinstance(self.overrides.get("mlflow"), str):  # nor an MLflow password
+            from sweep.tracking import stored_uri
+
+            raw["overrides"]["mlflow"] = stored_uri(self.overrides["mlflow"])
         return json.dumps(raw)
 
     @classmethod
