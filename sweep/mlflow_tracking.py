@@ -56,6 +56,19 @@ def mlflow_key(name: str) -> str:
     return key
 
 
+def mlflow_keys(names: list[str]) -> dict[str, str]:
+    """Each name's key (``mlflow_key``), unique: names MLflow takes keep theirs, and a
+    mapped one that would meet another gets a ``_2``, ``_3`` suffix."""
+    keys = {n: n for n in names if mlflow_key(n) == n}
+    for name in sorted(set(names) - set(keys)):
+        key, base, n = mlflow_key(name), mlflow_key(name)[: MAX_KEY - 4], 1
+        while key in keys.values():
+            n += 1
+            key = f"{base}_{n}"
+        keys[name] = key
+    return keys
+
+
 def _refused(exc: BaseException) -> bool:
     """MLflow refused what was logged (a name, a value), as against being unreachable."""
     return getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE"
@@ -182,9 +195,11 @@ class MlflowTracker(Tracker):
             tags={PARENT_TAG: parent, TRIAL_TAG: str(start.number), STATE_TAG: "running"},
         )
         run_id = str(run.info.run_id)
-        keys = {k: mlflow_key(k) for k in sorted(start.params)}
+        keys = mlflow_keys(list(start.params))
         params = [Param(keys[k], str(v)[:MAX_VALUE]) for k, v in sorted(start.params.items())]
-        renamed = [RunTag(f"{NAME_TAG}{key}"[:MAX_KEY], k) for k, key in keys.items() if key != k]
+        renamed = [
+            RunTag(f"{NAME_TAG}{key}"[:MAX_KEY], k) for k, key in sorted(keys.items()) if key != k
+        ]
         self._log(start.number, run_id, params=params, tags=renamed)
         self._fill_in(run_id, start)
         return run_id

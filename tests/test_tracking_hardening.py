@@ -222,3 +222,28 @@ def test_a_tensorboard_folder_that_cannot_be_written_is_refused_before_the_study
     ), err
     assert err.count("\n") == 1
     assert not (folder / "study.db").exists() and not (folder / "trials").exists()
+
+
+def test_one_item_mlflow_refuses_costs_only_itself(
+    mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch MLflow refuses (here a param key with a comma, logged as it is) is logged
+    item by item: the others land, the refused one is one warning line."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # a loaded test machine
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    from sweep.mlflow_tracking import MlflowTracker
+
+    warned: list[str] = []
+    tracker = MlflowTracker(with_password(mlflow_server), study=None, warn=warned.append)
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run_id = client.create_run(client.create_experiment("refused")).info.run_id
+    params = [Param("units", "8"), Param("dropout, rate", "0.1"), Param("lr", "0.01")]
+    tracker._log(3, run_id, params=params, metrics=[Metric("loss", 0.5, 0, 1)])
+    run = client.get_run(run_id)
+    assert run.data.params == {"units": "8", "lr": "0.01"}
+    assert run.data.metrics == {"loss": 0.5}
+    [line] = warned
+    assert line.startswith("warning: MLflow refused trial 3's param 'dropout, rate' (")
+    assert line.endswith("); the rest is logged") and PASSWORD not in line
