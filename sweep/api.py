@@ -54,9 +54,16 @@ def suggest_keywords(func: Callable[P, R]) -> Callable[P, R]:
     return checked
 
 
-def _whole(name: str, value: Any, minimum: int, *, optional: bool = True) -> int | None:
+def _whole(
+    name: str, value: Any, minimum: int, *, optional: bool = True, maximum: int | None = None
+) -> int | None:
     if value is None and optional:
         return None
+    if maximum is not None and isinstance(value, int) and value > maximum:
+        raise ConfigError(
+            f"--{name.replace('_', '-')}: expected a whole number from {minimum} to {maximum}, "
+            f"got {value!r}"
+        )
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(
             f"--{name.replace('_', '-')}: expected a whole number >= {minimum}, got {value!r}"
@@ -102,6 +109,7 @@ def run_options(space: PathLike | None, functions: Any, settings: dict[str, Any]
     """``RunOptions`` from ``run``'s keyword arguments (or ``sweep run``'s flags), each
     checked as the CLI checks it: the one place both build them."""
     from sweep.driver import RunOptions
+    from sweep.plan import MAX_THREADS
     from sweep.storage import storage_from
 
     if functions is not None and space is not None:
@@ -137,7 +145,7 @@ def run_options(space: PathLike | None, functions: Any, settings: dict[str, Any]
         keep_checkpoints=_whole("keep_checkpoints", o["keep_checkpoints"], 0),
         calibrate=_whole("calibrate", o["calibrate"], 0, optional=False) or 0,
         jobs=jobs if jobs is not None or o["backend"] == "dask" else 1,
-        threads=_whole("threads", o["threads"], 1),
+        threads=_whole("threads", o["threads"], 1, maximum=MAX_THREADS),
         backend=o["backend"],
         scheduler=o["scheduler"],
         force_jobs=bool(o["force_jobs"]),
@@ -198,7 +206,7 @@ def run(
     first_trial: str | None = None,
     data_path: PathLike | None = None,
     tensorboard: bool | None = None,
-    mlflow: str | None = None,
+    mlflow: str | bool | None = None,
     mlflow_artifacts: bool | None = None,
     executions_per_trial: int | None = None,
     study: str | None = None,
@@ -329,6 +337,7 @@ def work(
 ) -> Study:
     """Join a study that ``sweep run --storage URL`` (or ``sweep.run(storage=...)``) made
     and run its trials until the target or the budget, as ``sweep worker`` does."""
+    from sweep.plan import MAX_THREADS
     from sweep.storage import STORAGE_ENV, storage_from
     from sweep.study import Study
     from sweep.worker import join_sweep
@@ -353,7 +362,7 @@ def work(
                 results_dir=folder,
                 artifacts_dir=None if artifacts is None else _path("artifacts", artifacts),
                 jobs=_whole("jobs", jobs, 1, optional=False) or 1,
-                threads=_whole("threads", threads, 1),
+                threads=_whole("threads", threads, 1, maximum=MAX_THREADS),
                 progress=shown,
                 force_jobs=force_jobs,
             )

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from sweep import __version__
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
-from sweep.plan import SEED_LIMIT
+from sweep.plan import MAX_THREADS, SEED_LIMIT
 from sweep.space import MODES, PRUNERS, SAMPLERS
 
 
@@ -20,12 +20,16 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message}; see '{self.prog} --help'")
 
 
-def _int(minimum: int) -> Any:
+def _int(minimum: int, maximum: int | None = None) -> Any:
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if maximum is not None and not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {minimum} to {maximum}, got {value}"
+            )
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
         return value
@@ -144,9 +148,11 @@ SETTING_FLAGS: list[tuple[str, str, Any, str]] = [
         "--mlflow",
         "mlflow",
         str,
-        "log the study and each trial to this MLflow tracking URI (http://... or sqlite:///...)",
+        "log the study and each trial to this MLflow tracking URI (http://... or sqlite:///...); "
+        "alone: the one in MLFLOW_TRACKING_URI",
     ),
 ]
+OPTIONAL_VALUE = {"--mlflow": True}  # a settings flag given alone: this value
 # Settings switched on by a flag alone: (flag, settings field, help)
 SETTING_SWITCHES: list[tuple[str, str, str]] = [
     ("--tensorboard", "tensorboard", "write results/<study>/tensorboard/ (HParams included)"),
@@ -184,7 +190,7 @@ def _parallel_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=_int(1),
+        type=_int(1, MAX_THREADS),
         default=None,
         metavar="T",
         help="TensorFlow threads per worker (default: cores / jobs)",
@@ -245,7 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="search space: NAME (search_spaces/NAME.py) or a path (default: digits_cnn)",
     )
     for flag, dest, parse, help_text in SETTING_FLAGS:
-        run.add_argument(flag, dest=f"set_{dest}", type=parse, default=None, help=help_text)
+        alone: dict[str, Any] = {}
+        if flag in OPTIONAL_VALUE:
+            alone = {"nargs": "?", "const": OPTIONAL_VALUE[flag]}
+        run.add_argument(
+            flag, dest=f"set_{dest}", type=parse, default=None, help=help_text, **alone
+        )
     for flag, dest, help_text in SETTING_SWITCHES:
         run.add_argument(
             flag, dest=f"set_{dest}", action="store_const", const=True, default=None, help=help_text

@@ -46,6 +46,7 @@ from sweep.storage import (
     writable_study_dir,
 )
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
+from sweep.tracking import tracking_uri
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
@@ -284,9 +285,12 @@ def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
 def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
     options, workers = run.options, run.workers
     space = load_run_space(options, run.name)
-    from sweep.tracking import check_installed
+    from sweep.tracking import check_destinations, check_installed
 
-    check_installed(tensorboard=space.settings.tensorboard, mlflow=space.settings.mlflow)
+    settings = space.settings
+    check_installed(tensorboard=settings.tensorboard, mlflow=settings.mlflow)
+    tensorboard = run.folder / "tensorboard" if settings.tensorboard else None
+    check_destinations(tensorboard=tensorboard, mlflow=settings.mlflow)  # before study.db
     parallel = is_parallel(options)
     if workers is not None or (not parallel and options.threads is not None):
         from sweep.parallel import limit_threads
@@ -331,10 +335,11 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
     write_study(study, StudyAttr.PLAN, plan.to_json())  # for `sweep worker` on other machines
     write_study(study, StudyAttr.FINGERPRINT, space_fingerprint(space))
     study_run = None
-    if space.settings.mlflow is not None:  # the study's MLflow run, before any worker starts
+    uri = tracking_uri(space.settings.mlflow)
+    if uri is not None:  # the study's MLflow run, before any worker starts
         from sweep.mlflow_tracking import MlflowTracker
 
-        study_run = MlflowTracker(space.settings.mlflow, study=study, warn=both.message)
+        study_run = MlflowTracker(uri, study=study, warn=both.message)
         study_run.start_study()
     table = folder / "trials.csv"
     done = finished(study)

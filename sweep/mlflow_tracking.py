@@ -8,7 +8,9 @@ The run ids are kept on the study (``mlflow_parent_run_id``) and on each trial
 its resume point holds that the run lacks (a kill can come between the two).
 
 A tracking server that is down costs one warning line per trial, never the trial:
-HTTP requests are not retried and time out after a few seconds.
+HTTP requests are not retried and time out after a few seconds. Every text shown (MLflow's
+exception texts, the study's link) has the URI's password hidden (``hide_secrets``);
+MLflow's own link lines, which hold the full URI, are switched off.
 
 No TensorFlow here; MLflow is imported only when a sweep trains with ``--mlflow``.
 """
@@ -16,13 +18,15 @@ No TensorFlow here; MLflow is imported only when a sweep trains with ``--mlflow`
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep.record import StudyAttr, read_study, write_study
-from sweep.tracking import Tracker, TrialStart
+from sweep.tracking import Tracker, TrialStart, hide_secrets
 
 if TYPE_CHECKING:
     from sweep.record import TrialRecord
@@ -33,20 +37,55 @@ TRIAL_TAG = "sweep.trial"
 PARENT_TAG = "mlflow.parentRunId"  # what mlflow.start_run(nested=True) sets
 # a server that is down must not make every epoch wait: no retries, short timeouts
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# MLflow prints "View run ... at: <the URI, password and all>" when a run ends
+QUIET_ENV = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 END_STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED"}
+NAME_TAG = "sweep.name."  # + a key MLflow took in place of a name it refuses: the name
+MAX_KEY, MAX_VALUE = 250, 6000  # MLflow's limits on a key's and a param value's length
+_REFUSED = re.compile(r"[^/\w.\- ]")  # MLflow's rule for names (a colon only off Windows)
+
+
+def mlflow_key(name: str) -> str:
+    """A name as MLflow takes it as a param or metric key: refused characters (a comma,
+    a colon) become ``_``, and a name that reads as another path ("a/../b") loses its
+    slashes and dots."""
+    key = _REFUSED.sub("_", name)[:MAX_KEY]
+    norm = posixpath.normpath(key) if key else "."
+    if norm != key or norm == "." or norm.startswith(("..", "/")):
+        key = re.sub(r"[/.]", "_", key) or "_"
+    return key
+
+
+def mlflow_keys(names: list[str]) -> dict[str, str]:
+    """Each name's key (``mlflow_key``), unique: names MLflow takes keep theirs, and a
+    mapped one that would meet another gets a ``_2``, ``_3`` suffix."""
+    keys = {n: n for n in names if mlflow_key(n) == n}
+    for name in sorted(set(names) - set(keys)):
+        key, base, n = mlflow_key(name), mlflow_key(name)[: MAX_KEY - 4], 1
+        while key in keys.values():
+            n += 1
+            key = f"{base}_{n}"
+        keys[name] = key
+    return keys
+
+
+def _refused(exc: BaseException) -> bool:
+    """MLflow refused what was logged (a name, a value), as against being unreachable."""
+    return getattr(exc, "error_code", None) == "INVALID_PARAMETER_VALUE"
 
 
 def _client(uri: str) -> Any:
     for key, value in HTTP_ENV.items():
         os.environ.setdefault(key, value)
+    os.environ.update(QUIET_ENV)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, uri: str) -> str:
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return hide_secrets(f"{type(exc).__name__}: {text[0] if text else ''}", uri)
 
 
 def _now_ms() -> int:
@@ -67,9 +106,16 @@ class MlflowTracker(Tracker):
     def start_study(self) -> None:
         """The study's run, made once before any trial (workers started next share it)."""
         try:
-            self.client.update_run(self._parent(), status="RUNNING")  # a rerun: again
+            parent = self._parent()
+            self.client.update_run(parent, status="RUNNING")  # a rerun: again
+            if self.uri.startswith(("http://", "https://")):
+                experiment = self.client.get_run(parent).info.experiment_id
+                link = f"{self.uri.rstrip('/')}/#/experiments/{experiment}/runs/{parent}"
+                self.warn(f"MLflow: the study's run is {hide_secrets(link, self.uri)}")
         except Exception as exc:
-            self.warn(f"warning: MLflow logging for the study failed ({_first_line(exc)})")
+            self.warn(
+                f"warning: MLflow logging for the study failed ({_first_line(exc, self.uri)})"
+            )
 
     def end_study(self) -> None:
         """The study's run is FINISHED once the study has all its trials."""
@@ -78,13 +124,15 @@ class MlflowTracker(Tracker):
             if run_id is not None:
                 self.client.set_terminated(run_id, status="FINISHED")
         except Exception as exc:
-            self.warn(f"warning: MLflow logging for the study failed ({_first_line(exc)})")
+            self.warn(
+                f"warning: MLflow logging for the study failed ({_first_line(exc, self.uri)})"
+            )
 
     def _failed(self, trial: int, exc: BaseException) -> None:
         """Stop logging this trial, with one warning line; the trial goes on."""
         self.runs.pop(trial, None)
         self.warn(
-            f"warning: MLflow logging for trial {trial} failed ({_first_line(exc)}); "
+            f"warning: MLflow logging for trial {trial} failed ({_first_line(exc, self.uri)}); "
             "the trial goes on without it"
         )
 
@@ -130,14 +178,14 @@ class MlflowTracker(Tracker):
     def _rerun_from_scratch(self, run_id: str, start: TrialStart) -> bool:
         """A trial rerun from scratch (max_retries_per_trial) after its run logged epochs
         gets a new run; the old one is marked ``retried``."""
-        if start.history or not self.client.get_metric_history(run_id, start.monitor):
+        if start.history or not self.client.get_metric_history(run_id, mlflow_key(start.monitor)):
             return False
         self.client.set_tag(run_id, STATE_TAG, "retried")
         self.client.set_terminated(run_id, status="FAILED")
         return True
 
     def _new_run(self, start: TrialStart) -> str:
-        from mlflow.entities import Param
+        from mlflow.entities import Param, RunTag
 
         parent = self._parent()
         experiment_id = self.client.get_run(parent).info.experiment_id
@@ -147,37 +195,66 @@ class MlflowTracker(Tracker):
             tags={PARENT_TAG: parent, TRIAL_TAG: str(start.number), STATE_TAG: "running"},
         )
         run_id = str(run.info.run_id)
-        params = [Param(k, str(v)) for k, v in sorted(start.params.items())]
-        if params:
-            self.client.log_batch(run_id, params=params)
+        keys = mlflow_keys(list(start.params))
+        params = [Param(keys[k], str(v)[:MAX_VALUE]) for k, v in sorted(start.params.items())]
+        renamed = [
+            RunTag(f"{NAME_TAG}{key}"[:MAX_KEY], k) for k, key in sorted(keys.items()) if key != k
+        ]
+        self._log(start.number, run_id, params=params, tags=renamed)
         self._fill_in(run_id, start)
         return run_id
+
+    def _log(self, trial: int, run_id: str, **batch: list[Any]) -> None:
+        """``log_batch``; if MLflow refuses it (a name, a value), each item on its own, so
+        that one refused item costs only itself (one warning line each)."""
+        if not any(batch.values()):
+            return
+        try:
+            self.client.log_batch(run_id, **batch)
+            return
+        except Exception as exc:
+            if not _refused(exc):
+                raise
+        for kind, items in batch.items():
+            for item in items:
+                try:
+                    self.client.log_batch(run_id, **{kind: [item]})
+                except Exception as exc:
+                    if not _refused(exc):
+                        raise
+                    self.warn(
+                        f"warning: MLflow refused trial {trial}'s {kind[:-1]} {item.key!r} "
+                        f"({_first_line(exc, self.uri)}); the rest is logged"
+                    )
 
     def _fill_in(self, run_id: str, start: TrialStart) -> None:
         """Log the resumed epochs the run lacks (a kill between the epoch's resume point
         and its metrics leaves one out)."""
         if not start.history:
             return
-        logged = {m.step for m in self.client.get_metric_history(run_id, start.monitor)}
+        monitor = mlflow_key(start.monitor)
+        logged = {m.step for m in self.client.get_metric_history(run_id, monitor)}
         for row in start.history:
             if int(row["epoch"]) not in logged:
-                self._log_epoch(run_id, int(row["epoch"]), row)
+                self._log_epoch(start.number, run_id, int(row["epoch"]), row)
 
-    def _log_epoch(self, run_id: str, epoch: int, logs: Mapping[str, float]) -> None:
+    def _log_epoch(self, trial: int, run_id: str, epoch: int, logs: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
 
         stamp = _now_ms()
         metrics = [
-            Metric(k, float(v), stamp, epoch) for k, v in sorted(logs.items()) if k != "epoch"
+            Metric(mlflow_key(k), float(v), stamp, epoch)
+            for k, v in sorted(logs.items())
+            if k != "epoch"
         ]
-        self.client.log_batch(run_id, metrics=metrics)
+        self._log(trial, run_id, metrics=metrics)
 
     def epoch_ended(self, trial: int, epoch: int, logs: Mapping[str, float]) -> None:
         run_id = self.runs.get(trial)
         if run_id is None:
             return
         try:
-            self._log_epoch(run_id, epoch, logs)
+            self._log_epoch(trial, run_id, epoch, logs)
         except Exception as exc:
             self._failed(trial, exc)
 
@@ -202,8 +279,10 @@ class MlflowTracker(Tracker):
         metrics = [Metric(k, float(v), stamp, step) for k, v in finals.items() if v is not None]
         reason = "" if record.stop_reason is None else str(record.stop_reason)
         tags = [RunTag(STATE_TAG, str(record.state)), RunTag("stop_reason", reason)]
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
-        checkpoint = record.checkpoint
-        if self.artifacts and checkpoint is not None and checkpoint.is_file():
-            self.client.log_artifact(run_id, str(checkpoint))
-        self.client.set_terminated(run_id, status=END_STATUS.get(record.state, "FINISHED"))
+        try:  # the run's end status lands whatever else did not
+            self._log(record.number, run_id, metrics=metrics, tags=tags)
+            checkpoint = record.checkpoint
+            if self.artifacts and checkpoint is not None and checkpoint.is_file():
+                self.client.log_artifact(run_id, str(checkpoint))
+        finally:
+            self.client.set_terminated(run_id, status=END_STATUS.get(record.state, "FINISHED"))

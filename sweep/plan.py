@@ -23,6 +23,7 @@ from sweep.storage import check_study_name, open_storage
 
 PLAN_ATTR = StudyAttr.PLAN.value  # the study attr holding the plan (sweep.record names it)
 SEED_LIMIT = 2**32  # seeds are 0 .. 2**32 - 1 (NumPy's, and so Keras')
+MAX_THREADS = 4096  # --threads: TensorFlow takes a C int; more threads than this is a typo
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -77,6 +78,10 @@ class Plan(TrialOptions):
         raw.pop("functions")
         raw.pop("data_dir")
         raw.pop("devices")
+        if isinstance(self.overrides.get("mlflow"), str):  # nor an MLflow password
+            from sweep.tracking import stored_uri
+
+            raw["overrides"]["mlflow"] = stored_uri(self.overrides["mlflow"])
         return json.dumps(raw)
 
     @classmethod
@@ -88,17 +93,26 @@ class Plan(TrialOptions):
 
 
 CAUSE_CHARS = 300  # the most of a message the error column keeps
-_NOISE = ("Graph execution error", "File ", "[[", "Traceback", "Detected at node")
+_NOISE = (
+    "Graph execution error",
+    "File ",
+    "[[",
+    "Traceback",
+    "Detected at node",
+    "<stack traces unavailable>",
+    "Exception encountered when calling",  # Keras' layer-call wrapper: the cause follows
+    "Arguments received by",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras prints the cause of a layer call in bold
+# where TensorFlow runs the user's Python (a generator, a PyDataset): the user's error is
+# the reason line, "RuntimeError: disk read failed", and names its own type
+_PY_OPS = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
+_PY_ERROR = re.compile(r"[A-Za-z_][\w.]*: \S")  # "RuntimeError: ...", "mod.MyError: ..."
+FILE_NOTE = "file: "  # a note added to an exception that a file caused (sweep.train.causes)
 
 
-def cause_line(message: str) -> str:
-    """The line of an error message that names its cause, at most ``CAUSE_CHARS`` long.
-
-    TensorFlow's runtime errors open with "Graph execution error:", then where the op
-    was defined (a Python stack), then the reason; the reason is kept, with the op named
-    on the "Detected at node" line.
-    """
-    lines = [line.strip() for line in message.strip().splitlines()]
+def _reason_and_op(message: str) -> tuple[str, str]:
+    lines = [_ANSI.sub("", line).strip() for line in message.strip().splitlines()]
     op = ""
     for line in lines:
         found = re.match(r"Detected at node '?([^' ]+)'? defined at", line)
@@ -108,15 +122,41 @@ def cause_line(message: str) -> str:
     reason = next((line for line in lines if line and not line.startswith(_NOISE)), "")
     if not reason:
         reason = next((line for line in lines if line), "")
-    if op and op not in reason:
-        reason = f"{reason} (op {op})"
+    return reason, op
+
+
+def _short(reason: str) -> str:
     return reason if len(reason) <= CAUSE_CHARS else reason[: CAUSE_CHARS - 3] + "..."
 
 
+def cause_line(message: str) -> str:
+    """The line of an error message that names its cause, at most ``CAUSE_CHARS`` long.
+
+    TensorFlow's runtime errors open with "Graph execution error:", then where the op
+    was defined (a Python stack, or "<stack traces unavailable>"), then the reason; the
+    reason is kept, with the op named on the "Detected at node" line. Keras' "Exception
+    encountered when calling ..." is followed by the cause (the shapes), which is kept.
+    """
+    reason, op = _reason_and_op(message)
+    if op and op not in reason:
+        reason = f"{reason} (op {op})"
+    return _short(reason)
+
+
 def error_text(exc: BaseException) -> str:
+    """``Type: cause`` of an exception, for the error column and the printed line. An
+    error raised by the user's Python inside TensorFlow (a generator's, a PyDataset's)
+    is shown as the user's own ``RuntimeError: ...``, not TensorFlow's ``UnknownError``;
+    a file named in a note (``FILE_NOTE``, e.g. a corrupt image) is appended."""
     if isinstance(exc, SweepError):
         return str(exc)
-    return f"{type(exc).__name__}: {cause_line(str(exc))}".strip().removesuffix(":")
+    reason, op = _reason_and_op(str(exc))
+    if op in _PY_OPS and _PY_ERROR.match(reason):
+        text = _short(reason)
+    else:
+        text = f"{type(exc).__name__}: {cause_line(str(exc))}".strip().removesuffix(":")
+    files = [n for n in getattr(exc, "__notes__", []) if str(n).startswith(FILE_NOTE)]
+    return "; ".join([text, *files])
 
 
 def load_checked_data(space: SearchSpace) -> Any:

@@ -44,6 +44,9 @@ def run_with_retries(
         try:
             return train_trial(trial, **kwargs)
         except Exception as exc:
+            from sweep.train.causes import name_bad_file
+
+            name_bad_file(exc, kwargs.get("data"))  # a corrupt image: TensorFlow names none
             if attempt >= retries or not retryable(exc):
                 raise
             attempt += 1

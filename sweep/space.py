@@ -56,7 +56,8 @@ class Settings:
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
     mixed_precision: bool = False  # Keras' mixed_float16 policy in every trial
     tensorboard: bool = False  # results/<study>/tensorboard/ (see sweep.train.tensorboard)
-    mlflow: str | None = None  # an MLflow tracking URI (see sweep.mlflow_tracking)
+    # an MLflow tracking URI, or True: the one in MLFLOW_TRACKING_URI (see sweep.tracking)
+    mlflow: str | bool | None = None
     mlflow_artifacts: bool = False  # log each trial's best checkpoint to its MLflow run
     executions_per_trial: int = 1  # KerasTuner's name: train each trial N times, score the mean
     max_retries_per_trial: int = 0  # KerasTuner's: a trial that raises is rerun from scratch
@@ -184,8 +185,10 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
         elif name in ("tensorboard", "mlflow_artifacts"):
             _check(path, name, value, isinstance(value, bool), "True or False", origin)
         elif name == "mlflow":
-            ok = value is None or (isinstance(value, str) and bool(value.strip()))
-            _check(path, name, value, ok, "an MLflow tracking URI or None", origin)
+            ok = value is None or isinstance(value, bool) or bool(str(value).strip())
+            ok = ok and isinstance(value, str | bool | None)
+            expected = "an MLflow tracking URI, True (the one in MLFLOW_TRACKING_URI) or None"
+            _check(path, name, value, ok, expected, origin)
         if name == "validation_split" or (name == "baseline" and value is not None):
             value = float(value)
         out[name] = value

@@ -19,6 +19,7 @@ from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
 from sweep.plan import error_text
 from sweep.space import SearchSpace
 from sweep.train.callbacks import build_user_callbacks
+from sweep.train.causes import name_bad_file
 from sweep.train.hparams import is_conflict, qualified_name, suggest
 from sweep.train.recorder import missing_monitor_message
 from sweep.train.trial import build
@@ -135,6 +136,7 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     except ConfigError:
         raise
     except Exception as exc:
+        name_bad_file(exc, data)  # a corrupt image: TensorFlow names none
         if is_fatal(exc):
             raise FatalTrialError(
                 f"search space {space.path}: {stage} raised {error_text(exc)}"
