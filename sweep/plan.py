@@ -70,6 +70,9 @@ class Plan(TrialOptions):
     data_dir: str | None = None
     # each worker's GPUs (this machine's: not stored on the study; `sweep worker` finds its own)
     devices: DevicePlan = field(default_factory=DevicePlan)
+    # --jobs workers on this machine: created by the parent at its first SIGINT/SIGTERM
+    # (sweep.interrupts.relay_to); each worker stops after its epoch. Not stored either
+    stop_file: str | None = None
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -77,6 +80,7 @@ class Plan(TrialOptions):
         raw.pop("functions")
         raw.pop("data_dir")
         raw.pop("devices")
+        raw.pop("stop_file")
         return json.dumps(raw)
 
     @classmethod
