@@ -71,6 +71,9 @@ class Plan(TrialOptions):
     data_dir: str | None = None
     # each worker's GPUs (this machine's: not stored on the study; `sweep worker` finds its own)
     devices: DevicePlan = field(default_factory=DevicePlan)
+    # --jobs workers on this machine: created by the parent at its first SIGINT/SIGTERM
+    # (sweep.interrupts.relay_to); each worker stops after its epoch. Not stored either
+    stop_file: str | None = None
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -82,6 +85,7 @@ class Plan(TrialOptions):
             from sweep.tracking import stored_uri
 
             raw["overrides"]["mlflow"] = stored_uri(self.overrides["mlflow"])
+        raw.pop("stop_file")
         return json.dumps(raw)
 
     @classmethod

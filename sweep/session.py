@@ -93,6 +93,8 @@ class Session:
         import optuna
 
         with self.worker.claiming():  # check and ask as one step: N workers don't overshoot
+            if self.signals.requested is not None:  # heard while waiting for the lock
+                raise Interrupted("interrupted before the next trial")
             orphans = self.worker.orphans(self.study)
             if orphans:
                 frozen = orphans[0]  # only this one is claimed: the others are for other workers
@@ -285,7 +287,7 @@ def work(
     with contextlib.ExitStack() as stack:
         worker = Worker(Path(plan.artifacts))
         stack.callback(worker.close)
-        signals = StopSignals()
+        signals = StopSignals(plan.stop_file)
         signals.install()
         stack.callback(signals.restore)
         settings = space.settings

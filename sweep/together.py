@@ -11,6 +11,7 @@ study's state) while the parent trains.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -100,6 +101,17 @@ def run_with_parent(
     return [mine, *others]
 
 
+def worker_pids(workers: Workers | None) -> list[int]:
+    """The process ids of this machine's loky workers (the early ones, or joblib's)."""
+    if workers is not None:
+        executor: Any = workers.executor
+    else:
+        from joblib.externals.loky import reusable_executor
+
+        executor = reusable_executor._executor
+    return list(getattr(executor, "_processes", None) or {})
+
+
 @dataclass(frozen=True)
 class Launch:
     """How the workers of ``--jobs N`` start (the ``sweep run`` options they need)."""
@@ -138,22 +150,27 @@ def run_workers(
     """Run the sweep's trials in its workers (with this process as worker 0 where
     ``workers`` were started early); return why they stopped. ``progress`` is what the
     person sees, ``logged`` the log, ``both`` the two."""
-    from sweep.interrupts import StopSignals
+    from sweep.interrupts import StopSignals, relay_to
     from sweep.parallel import Relay, run_parallel
 
     folder = Path(plan.results)
     logged.message(f"starting {launch.jobs or 'one per Dask worker'} workers ({launch.backend})")
-    # Ctrl+C on a terminal reaches every worker (one process group): each finishes its
-    # epoch and stops; the parent waits for them instead of killing them (a second
-    # Ctrl+C exits at once, everywhere).
+    # Ctrl+C on a terminal reaches every worker (one process group); a SIGTERM (or SIGINT)
+    # to this process alone reaches them through the stop file: each finishes its epoch
+    # and stops; the parent waits for them instead of killing them (a second signal exits
+    # at once, everywhere).
     shared = share_arrays(launch, data, folder)  # before the handlers: it may refuse
     signals = StopSignals()
     signals.install()
+    stop = folder / f".stop-{os.getpid()}"
+    plan = replace(plan, stop_file=str(stop))
+    relay = relay_to(stop, lambda: worker_pids(workers))
     if shared is not None:
         where = shared.folder
         both.message(f"the workers memory-map the arrays from {where} (removed at the end)")
         plan = replace(plan, data_dir=str(where))
     restore_gpus()  # the probe ran with GPUs hidden; workers take their own
+    relay.__enter__()
     try:
         if workers is not None:
             reasons = run_with_parent(
@@ -169,6 +186,7 @@ def run_workers(
                     threads=launch.threads,
                 )
     finally:
+        relay.__exit__(None, None, None)
         signals.restore()
         if shared is not None:
             shared.remove()

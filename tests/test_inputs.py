@@ -83,9 +83,9 @@ def load_data(data_path=None):
 
 def fit_options(hp):
     if KIND == "generator":
-        return {{"steps_per_epoch": 6, "class_weight": BALANCE}}
+        return {{"steps_per_epoch": 6, "validation_steps": 3, "class_weight": BALANCE}}
     if KIND == "plaingenerator":
-        return {{"steps_per_epoch": 6}}
+        return {{"steps_per_epoch": 6, "validation_steps": 3}}
     if KIND == "classweight":
         return {{"class_weight": BALANCE}}
     if KIND == "badoptions":

@@ -259,8 +259,13 @@ def validation_kwargs(data: Data, *, batch_size: int, options: dict[str, Any]) -
         return {"validation_data": batches_of(x, vbatch), "validation_steps": steps}
     if kind is InputKind.PYDATASET:
         return {"validation_data": x, "validation_steps": steps}
+    if steps is None:  # refused before (sweep.train.finite): it may never end
+        return {"validation_data": as_dataset(lambda: iter(x()), next(iter(x())))}
+    # Keras keeps one validation iterator across epochs when validation_steps is given:
+    # each epoch reads the first validation_steps batches of a fresh call
+    fresh = lambda: generator_feed(x, steps=steps, first=0, last=None)  # noqa: E731
     return {
-        "validation_data": as_dataset(lambda: iter(x()), next(iter(x()))),
+        "validation_data": as_dataset(fresh, next(iter(x()))),
         "validation_steps": steps,
     }
 

@@ -16,10 +16,12 @@ import keras
 from sweep.data import Data, head
 from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, is_fatal
 from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
+from sweep.inputs import call_fit_options
 from sweep.plan import error_text
 from sweep.space import SearchSpace
 from sweep.train.callbacks import build_user_callbacks
 from sweep.train.causes import name_bad_file
+from sweep.train.finite import check_finite
 from sweep.train.hparams import is_conflict, qualified_name, suggest
 from sweep.train.recorder import missing_monitor_message
 from sweep.train.trial import build
@@ -120,6 +122,11 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
         model = build(space, hp)
         stage = "callbacks(hp)"
         build_user_callbacks(space.callbacks, hp, f"search space {space.path}")
+        if space.fit is None:  # sweep feeds fit: each part must end (or have its steps)
+            stage = "fit_options(hp)"
+            origin = f"search space {space.path}"
+            options = call_fit_options(space.fit_options, hp, origin=origin)
+            check_finite(data, options, origin=origin)
         stage = "model.fit on 8 samples" if space.fit is None else "hypermodel.fit(hp, model, ...)"
         keys = logged_keys(space, hp, model, data)
         monitor = space.settings.monitor

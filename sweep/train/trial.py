@@ -281,9 +281,11 @@ def fit_inputs(
 ) -> None:
     """``model.fit`` on the space's training input of whatever kind, epochs ``done ..``."""
     from sweep.train.feeds import training_input, validation_kwargs
+    from sweep.train.finite import check_finite
 
     settings = space.settings
     options = call_fit_options(space.fit_options, hp, origin=f"search space {space.path}")
+    check_finite(data, options, origin=f"search space {space.path}")  # hp may change them
     feed, steps = training_input(
         data,
         batch_size=settings.batch_size,
