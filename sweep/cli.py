@@ -17,7 +17,8 @@ from sweep.arguments import SETTING_FLAGS, SETTING_SWITCHES, build_parser
 from sweep.durations import format_duration
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.interrupts import process_owned
-from sweep.storage import redact_text, storage_from
+from sweep.redaction import redact_text
+from sweep.storage import storage_from
 
 EXIT_INTERRUPTED = 130
 NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)

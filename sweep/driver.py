@@ -35,16 +35,11 @@ from sweep.plan import (
 )
 from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
 from sweep.record import StudyAttr, read_study, write_study
+from sweep.redaction import redact, redact_text
 from sweep.results import table_rows, write_table
 from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import Functions, SearchSpace, load_space, resolve_space_path, space_from_functions
-from sweep.storage import (
-    check_study_name,
-    default_storage_url,
-    redact,
-    redact_text,
-    writable_study_dir,
-)
+from sweep.storage import check_study_name, default_storage_url, writable_study_dir
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
 from sweep.tracking import tracking_uri
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,70 @@ def is_fatal(exc: BaseException) -> bool:
 def is_failed_trial(exc: BaseException) -> bool:
     """``keras_tuner.errors.FailedTrialError``: the trial failed, not retried."""
     return _keras_tuner_error(exc, "FailedTrialError")
+
+
+CAUSE_CHARS = 300  # the most of a message the error column keeps
+_NOISE = (
+    "Graph execution error",
+    "File ",
+    "[[",
+    "Traceback",
+    "Detected at node",
+    "<stack traces unavailable>",
+    "Exception encountered when calling",  # Keras' layer-call wrapper: the cause follows
+    "Arguments received by",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Keras prints the cause of a layer call in bold
+# where TensorFlow runs the user's Python (a generator, a PyDataset): the user's error is
+# the reason line, "RuntimeError: disk read failed", and names its own type
+_PY_OPS = ("PyFunc", "EagerPyFunc", "PyFuncStateless")
+_PY_ERROR = re.compile(r"[A-Za-z_][\w.]*: \S")  # "RuntimeError: ...", "mod.MyError: ..."
+FILE_NOTE = "file: "  # a note added to an exception that a file caused (sweep.train.causes)
+
+
+def _reason_and_op(message: str) -> tuple[str, str]:
+    lines = [_ANSI.sub("", line).strip() for line in message.strip().splitlines()]
+    op = ""
+    for line in lines:
+        found = re.match(r"Detected at node '?([^' ]+)'? defined at", line)
+        if found:
+            op = found.group(1).rsplit("/", 1)[-1]
+            break
+    reason = next((line for line in lines if line and not line.startswith(_NOISE)), "")
+    if not reason:
+        reason = next((line for line in lines if line), "")
+    return reason, op
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= CAUSE_CHARS else reason[: CAUSE_CHARS - 3] + "..."
+
+
+def cause_line(message: str) -> str:
+    """The line of an error message that names its cause, at most ``CAUSE_CHARS`` long.
+
+    TensorFlow's runtime errors open with "Graph execution error:", then where the op
+    was defined (a Python stack, or "<stack traces unavailable>"), then the reason; the
+    reason is kept, with the op named on the "Detected at node" line. Keras' "Exception
+    encountered when calling ..." is followed by the cause (the shapes), which is kept.
+    """
+    reason, op = _reason_and_op(message)
+    if op and op not in reason:
+        reason = f"{reason} (op {op})"
+    return _short(reason)
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: cause`` of an exception, for the error column and the printed line. An
+    error raised by the user's Python inside TensorFlow (a generator's, a PyDataset's)
+    is shown as the user's own ``RuntimeError: ...``, not TensorFlow's ``UnknownError``;
+    a file named in a note (``FILE_NOTE``, e.g. a corrupt image) is appended."""
+    if isinstance(exc, SweepError):
+        return str(exc)
+    reason, op = _reason_and_op(str(exc))
+    if op in _PY_OPS and _PY_ERROR.match(reason):
+        text = _short(reason)
+    else:
+        text = f"{type(exc).__name__}: {cause_line(str(exc))}".strip().removesuffix(":")
+    files = [n for n in getattr(exc, "__notes__", []) if str(n).startswith(FILE_NOTE)]
+    return "; ".join([text, *files])

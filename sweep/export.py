@@ -25,8 +25,8 @@ from sweep.destination import (
     remove_partial,
     staging_path,
 )
-from sweep.errors import ConfigError, SweepError
-from sweep.plan import Plan, error_text
+from sweep.errors import ConfigError, SweepError, error_text
+from sweep.plan import Plan
 from sweep.record import StudyAttr, from_trial, read_study, write_study
 
 TOLERANCE = 1e-5

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweep.record import StudyAttr, read_study, write_study
-from sweep.tracking import Tracker, TrialStart, hide_secrets
+from sweep.redaction import hide_secrets
+from sweep.tracking import Tracker, TrialStart
 
 if TYPE_CHECKING:
     from sweep.record import TrialRecord

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sweep.errors import SweepError, disk_full_cause, is_failed_trial, is_fatal
-from sweep.plan import error_text
+from sweep.errors import SweepError, disk_full_cause, error_text, is_failed_trial, is_fatal
 from sweep.record import write
 
 

@@ -21,12 +21,13 @@ from sweep.errors import (
     disk_full_cause,
     disk_full_error,
     disk_full_stops,
+    error_text,
     is_fatal,
 )
 from sweep.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
 from sweep.interrupts import StopSignals
 from sweep.ownership import Worker
-from sweep.plan import Plan, error_text, load_checked_data, load_space_for, trial_seed
+from sweep.plan import Plan, load_checked_data, load_space_for, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
 from sweep.reading import state_counts, waiting
 from sweep.record import StopReason, from_trial, write, write_stored

@@ -13,15 +13,14 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 from sweep.errors import ConfigError
+from sweep.redaction import redact, redact_text
 
 STUDY_DB = "study.db"
 STORAGE_ENV = "SWEEP_STORAGE"
 MAX_STUDY_NAME = 100
 _STUDY_NAME = re.compile(r"[A-Za-z0-9._-]+")
-_HIDDEN = "***"
 
 
 def check_study_name(name: str, *, space_file: Path | None = None) -> str:
@@ -65,61 +64,6 @@ def study_dir(results_dir: Path, study: str) -> Path:
 
 def default_storage_url(results_dir: Path, study: str) -> str:
     return f"sqlite:///{(study_dir(results_dir, study) / STUDY_DB).resolve()}"
-
-
-def _secret_key(key: str) -> bool:
-    key = key.lower()
-    return "pass" in key or key in ("pwd", "secret", "token")
-
-
-def secrets(url: str) -> list[str]:
-    """The passwords in a storage URL (user info and query string), as SQLAlchemy reads it,
-    with their URL-encoded forms, longest first."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return []
-    found = [parsed.password or ""]
-    if parsed.host and "@" in parsed.host:  # an unencoded '@' in the password
-        found.append(f"{parsed.password or ''}@{parsed.host.rsplit('@', 1)[0]}")
-    for key, value in parsed.query.items():
-        if _secret_key(key):
-            found.extend([value] if isinstance(value, str) else list(value))
-    forms = {form for s in found if s for form in (s, quote(s, safe=""), quote_plus(s))}
-    return sorted(forms, key=len, reverse=True)
-
-
-def redact(url: str) -> str:
-    """A storage URL with its passwords hidden: ``postgresql://u:***@host/db``.
-
-    Parsed by SQLAlchemy, as the storage itself will be: a password in the user info
-    (with or without a user name, any characters), and query-string passwords
-    (``?password=...``). Text that is not a URL is shown without what looks like
-    user info.
-    """
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(url)
-    except Exception:
-        scheme, sep, rest = url.rpartition("://")
-        return f"{scheme}{sep}{_HIDDEN}@{rest.rsplit('@', 1)[1]}" if "@" in rest else url
-    if parsed.host and "@" in parsed.host:
-        parsed = parsed.set(host=parsed.host.rsplit("@", 1)[1], password=_HIDDEN)
-    query = {k: (_HIDDEN if _secret_key(k) else v) for k, v in parsed.query.items()}
-    shown = parsed.set(query=query).render_as_string(hide_password=True)
-    return shown.replace(quote_plus(_HIDDEN), _HIDDEN)
-
-
-def redact_text(text: str, url: str) -> str:
-    """``text`` (an error message, a log line) with every password of ``url`` hidden:
-    drivers' error messages may echo the URL or the password itself."""
-    text = text.replace(url, redact(url))
-    for secret in secrets(url):
-        text = text.replace(secret, _HIDDEN)
-    return text
 
 
 def storage_from(flag: str | None, file: Path | None) -> str | None:

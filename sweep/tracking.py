@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sweep.errors import ConfigError
-from sweep.storage import redact
+from sweep.redaction import redact
 
 if TYPE_CHECKING:
     from sweep.record import TrialRecord
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 TENSORBOARD_INSTALL = "pip install -e '.[tensorboard]'"
 MLFLOW_INSTALL = "pip install -e '.[mlflow]'"
 URI_ENV = "MLFLOW_TRACKING_URI"  # MLflow's own: --mlflow without a URI (mlflow=True) reads it
-PASSWORD_ENV = "MLFLOW_TRACKING_PASSWORD"  # MLflow's own basic auth, with ..._USERNAME
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,35 +151,6 @@ def tracking_uri(setting: str | bool | None) -> str | None:
             )
         return uri
     return setting
-
-
-def stored_uri(uri: str) -> str:
-    """``uri`` as the study stores it (for ``sweep worker``): without a password, and a
-    server's without its user info (the worker's MLflow takes MLFLOW_TRACKING_USERNAME /
-    MLFLOW_TRACKING_PASSWORD from its own environment)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        parsed = make_url(uri)
-    except Exception:
-        return uri
-    if parsed.password is None and "@" not in (parsed.host or ""):
-        return uri
-    server = parsed.drivername in ("http", "https")
-    host = (parsed.host or "").rsplit("@", 1)[-1]
-    # URL.set ignores None: _replace (a NamedTuple's) clears them
-    parsed = parsed._replace(host=host, password=None, username=None if server else parsed.username)
-    return str(parsed.render_as_string(hide_password=False))
-
-
-def hide_secrets(text: str, uri: str) -> str:
-    """``text`` (MLflow's exception text, a link) with every password of ``uri`` and of
-    MLFLOW_TRACKING_PASSWORD hidden, as storage URLs are (sweep.storage.redact)."""
-    from sweep.storage import redact_text
-
-    text = redact_text(text, uri)
-    password = os.environ.get(PASSWORD_ENV, "")
-    return text.replace(password, "***") if password else text
 
 
 def check_destinations(*, tensorboard: Path | None, mlflow: str | bool | None) -> None:

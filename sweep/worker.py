@@ -12,8 +12,9 @@ from sweep.devices import current as current_devices
 from sweep.devices import discover_gpus, plan_devices
 from sweep.errors import disk_full_stops
 from sweep.progress import FanOut, PlainProgress, Progress
+from sweep.redaction import redact
 from sweep.session import finished, work
-from sweep.storage import check_study_name, redact, writable_study_dir
+from sweep.storage import check_study_name, writable_study_dir
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
 
 

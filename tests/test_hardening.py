@@ -10,7 +10,8 @@ from conftest import run_cli, write_space
 
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
-from sweep.storage import check_study_name, redact, redact_text
+from sweep.redaction import redact, redact_text
+from sweep.storage import check_study_name
 
 BAD_NAMES = ["../escaped", "/abs/path", "a/b", ".", "..", "", "a b", "x" * 101, "tab\there"]
 

@@ -9,7 +9,7 @@ import pytest
 from sweep.atomic import write_text_atomic
 from sweep.durations import parse_duration
 from sweep.errors import ConfigError
-from sweep.storage import redact
+from sweep.redaction import redact
 
 
 @pytest.mark.parametrize(

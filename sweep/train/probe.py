@@ -14,10 +14,9 @@ from typing import Any
 import keras
 
 from sweep.data import Data, head
-from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, is_fatal
+from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, error_text, is_fatal
 from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
 from sweep.inputs import call_fit_options
-from sweep.plan import error_text
 from sweep.space import SearchSpace
 from sweep.train.callbacks import build_user_callbacks
 from sweep.train.causes import name_bad_file
