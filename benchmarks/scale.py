@@ -221,10 +221,9 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
     from sweep.ownership import Worker
     from sweep.reading import state_counts
     from sweep.record import from_trial, write
-    from sweep.results import write_table
+    from sweep.results import TableCache, write_table
     from sweep.samplers import make_sampler, reseed_for_trial
     from sweep.storage import default_storage_url, open_storage
-    from sweep.table_cache import TableCache
     from sweep.warm import warm
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

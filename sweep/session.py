@@ -31,11 +31,10 @@ from sweep.plan import Plan, load_checked_data, load_space_for, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
 from sweep.reading import state_counts, waiting
 from sweep.record import StopReason, from_trial, write, write_stored
-from sweep.results import write_table
+from sweep.results import TableCache, write_table
 from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
 from sweep.storage import open_storage
-from sweep.table_cache import TableCache
 from sweep.tracking import Tracker, make_trackers
 from sweep.warm import warm
 

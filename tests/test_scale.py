@@ -11,9 +11,8 @@ import optuna
 import pytest
 
 from sweep import lookups, reading
-from sweep.results import READ_KEYS, TABLE_KEYS, table_rows, to_csv, write_table
+from sweep.results import READ_KEYS, TABLE_KEYS, TableCache, table_rows, to_csv, write_table
 from sweep.storage import load_existing_study
-from sweep.table_cache import TableCache
 
 
 def _study(folder: Path) -> optuna.Study:
