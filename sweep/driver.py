@@ -41,7 +41,7 @@ from sweep.session import TooManyFailures, best_so_far, finished, work
 from sweep.space import Functions, SearchSpace, load_space, resolve_space_path, space_from_functions
 from sweep.storage import check_study_name, default_storage_url, writable_study_dir
 from sweep.tfenv import import_tensorflow_quietly, quiet_optuna
-from sweep.tracking import tracking_uri
+from sweep.trackers import tracking_uri
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
@@ -280,7 +280,7 @@ def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
 def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
     options, workers = run.options, run.workers
     space = load_run_space(options, run.name)
-    from sweep.tracking import check_destinations, check_installed
+    from sweep.trackers import check_destinations, check_installed
 
     settings = space.settings
     check_installed(tensorboard=settings.tensorboard, mlflow=settings.mlflow)

@@ -35,7 +35,8 @@ from sweep.results import TableCache, write_table
 from sweep.samplers import next_number, reseed_for_trial
 from sweep.space import SearchSpace
 from sweep.storage import open_storage
-from sweep.tracking import Tracker, make_trackers
+from sweep.trackers import make_trackers
+from sweep.tracking import Tracker
 from sweep.warm import warm
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")

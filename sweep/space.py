@@ -56,7 +56,7 @@ class Settings:
     data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
     mixed_precision: bool = False  # Keras' mixed_float16 policy in every trial
     tensorboard: bool = False  # results/<study>/tensorboard/ (see sweep.train.tensorboard)
-    # an MLflow tracking URI, or True: the one in MLFLOW_TRACKING_URI (see sweep.tracking)
+    # an MLflow tracking URI, or True: the one in MLFLOW_TRACKING_URI (see sweep.trackers)
     mlflow: str | bool | None = None
     mlflow_artifacts: bool = False  # log each trial's best checkpoint to its MLflow run
     executions_per_trial: int = 1  # KerasTuner's name: train each trial N times, score the mean
