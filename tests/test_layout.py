@@ -61,3 +61,20 @@ def test_no_module_outside_train_imports_tensorflow_at_module_level() -> None:
                 names = [node.module]
             found += [f"{path.name}: {n}" for n in names if _heavy(n)]
     assert found == []
+
+
+def test_no_import_cycle_among_sweeps_modules() -> None:
+    """Imports point one way: no module reaches back to one that imports it (grimp's graph,
+    as lint-imports builds it; imports made for type checking only are left out)."""
+    import grimp
+
+    graph = grimp.build_graph(
+        "sweep", include_external_packages=False, exclude_type_checking_imports=True
+    )
+    cycles = set()
+    for module in graph.modules:
+        for imported in graph.find_modules_directly_imported_by(module):
+            back = graph.find_shortest_chain(importer=imported, imported=module)
+            if back is not None:
+                cycles.add(" -> ".join((module, *back)))
+    assert not cycles, "\n".join(sorted(cycles))
