@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,3 +207,39 @@ def cast_as_keras_fit(a: Any, floatx: str) -> Any:
     if isinstance(a, np.ndarray) and other_float(a.dtype):
         return a.astype(floatx)
     return a
+
+
+def fingerprint(*arrays: Any) -> str:
+    """sha256 over the bytes, shapes and dtypes of the arrays (dicts and lists walked)."""
+    digest = hashlib.sha256()
+
+    def feed(a: Any) -> None:
+        if a is None:
+            digest.update(b"none")
+        elif isinstance(a, dict):
+            for key in sorted(a):
+                digest.update(str(key).encode())
+                feed(a[key])
+        elif isinstance(a, list | tuple):
+            for item in a:
+                feed(item)
+        else:
+            arr = np.ascontiguousarray(a)
+            digest.update(f"{arr.dtype}{arr.shape}".encode())
+            digest.update(arr.tobytes())
+
+    for a in arrays:
+        feed(a)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def data_fingerprint(data: Any, part: int) -> str:
+    """``fingerprint`` of an array part; the kind's name for the others (not hashed)."""
+    kind = data.kinds[part]
+    if kind is not InputKind.ARRAYS:
+        return f"{kind.value}: not fingerprinted"
+    if part == 0:
+        return fingerprint(
+            data.x_train, data.y_train, *([data.w_train] if data.w_train is not None else [])
+        )
+    return fingerprint(data.x_val, data.y_val, *([data.w_val] if data.w_val is not None else []))

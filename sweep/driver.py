@@ -253,7 +253,7 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
 def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
-    from sweep.export import fingerprint
+    from sweep.data import fingerprint
     from sweep.inputs import InputKind
 
     if data.x_val is None or data.kinds[1] is not InputKind.ARRAYS:  # datasets: not hashed
@@ -377,7 +377,7 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
     if study_run is not None and stopped_because == "target reached":
         study_run.end_study()
     rows = table_rows(study)
-    from sweep.export import best_on_test
+    from sweep.train.evaluate import best_on_test
 
     on_test = best_on_test(study, data) if stopped_because == "target reached" else None
     if on_test is not None:

@@ -6,7 +6,6 @@ failed check leaves nothing behind."""
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sweep.atomic import write_text_atomic
+from sweep.data import data_fingerprint, fingerprint
 from sweep.destination import (
     card_path,
     check_destination,
@@ -27,7 +27,7 @@ from sweep.destination import (
 )
 from sweep.errors import ConfigError, SweepError, error_text
 from sweep.plan import Plan
-from sweep.record import StudyAttr, from_trial, read_study, write_study
+from sweep.record import StudyAttr, from_trial, read_study
 
 TOLERANCE = 1e-5
 
@@ -83,30 +83,6 @@ def choose_trial(study: Any, number: int | None) -> Any:
     )
 
 
-def fingerprint(*arrays: Any) -> str:
-    """sha256 over the bytes, shapes and dtypes of the arrays (dicts and lists walked)."""
-    digest = hashlib.sha256()
-
-    def feed(a: Any) -> None:
-        if a is None:
-            digest.update(b"none")
-        elif isinstance(a, dict):
-            for key in sorted(a):
-                digest.update(str(key).encode())
-                feed(a[key])
-        elif isinstance(a, list | tuple):
-            for item in a:
-                feed(item)
-        else:
-            arr = np.ascontiguousarray(a)
-            digest.update(f"{arr.dtype}{arr.shape}".encode())
-            digest.update(arr.tobytes())
-
-    for a in arrays:
-        feed(a)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def check_same_data(study: Any, data: Any) -> None:
     """The validation data must be what the sweep trained on (recorded when it started)."""
     from sweep.inputs import InputKind
@@ -132,38 +108,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _evaluate(model: Any, data: Any, part: int, batch_size: int) -> dict[str, float]:
-    """``model.evaluate`` on data part 1 (validation) or 2 (test), of whatever input kind."""
-    from sweep.train.feeds import evaluate_kwargs
-
-    x, y, w = (
-        (data.x_val, data.y_val, data.w_val)
-        if part == 1
-        else (data.x_test, data.y_test, data.w_test)
-    )
-    kwargs = evaluate_kwargs(data.kinds[part], x, y, w, batch_size=batch_size)
-    logs = model.evaluate(**kwargs, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in logs.items()}
-
-
-def _score(model: Any, data: Any, metric: str, batch_size: int) -> float:
-    return _evaluate(model, data, 1, batch_size)[metric]
-
-
-def data_fingerprint(data: Any, part: int) -> str:
-    """``fingerprint`` of an array part; the kind's name for the others (not hashed)."""
-    from sweep.inputs import InputKind
-
-    kind = data.kinds[part]
-    if kind is not InputKind.ARRAYS:
-        return f"{kind.value}: not fingerprinted"
-    if part == 0:
-        return fingerprint(
-            data.x_train, data.y_train, *([data.w_train] if data.w_train is not None else [])
-        )
-    return fingerprint(data.x_val, data.y_val, *([data.w_val] if data.w_val is not None else []))
-
-
 def _same(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
 
@@ -181,6 +125,7 @@ def export(
     import keras
 
     from sweep.plan import load_checked_data, load_space_for
+    from sweep.train.evaluate import test_scores, validation_score
 
     fmt = output_format(out, fmt)
     check_destination(out, force=force, fmt=fmt)
@@ -218,7 +163,7 @@ def export(
     def verified_score(candidate: Any, what: str) -> float:
         """``candidate``'s score on the validation data; it must be the table's best_score."""
         try:
-            score = _score(candidate, data, metric, batch)
+            score = validation_score(candidate, data, metric, batch)
         except Exception as exc:
             if space.fit is None:
                 raise
@@ -315,31 +260,6 @@ def _executions_card(rec: Any) -> dict[str, Any]:
             "verified against its own best score (best_execution_score)"
         ),
     }
-
-
-def test_scores(model: Any, data: Any, batch: int) -> dict[str, float]:
-    """The model's metrics on the test part ``load_data`` returned."""
-    return _evaluate(model, data, 2, batch)
-
-
-def best_on_test(study: Any, data: Any) -> tuple[int, dict[str, float]] | None:
-    """The best complete trial's checkpoint scored on the test data, after a sweep (as the
-    tutorials report it); also kept on the study as ``test_score``. None without test
-    data or a complete trial with its checkpoint."""
-    import keras
-
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if not data.has_test or not complete:
-        return None
-    best = study.best_trial
-    rec = from_trial(best)
-    checkpoint = rec.checkpoint
-    if not checkpoint or not checkpoint.is_file():
-        return None
-    model = keras.saving.load_model(checkpoint, safe_mode=True)
-    scores = test_scores(model, data, int(rec.batch_size or 32))
-    write_study(study, StudyAttr.TEST_SCORE, {"trial": best.number, "scores": scores})
-    return best.number, scores
 
 
 def _first_inputs(data: Any) -> Any:
