@@ -95,7 +95,7 @@ def trial_attrs(number: int, folder: Path, rng: random.Random) -> tuple[dict[str
 
 def build(workdir: Path, n: int) -> tuple[Path, str]:
     """results folder and study name of an n-trial study (made once, then cached)."""
-    from sweep.plan import open_study
+    from sweep.preparation import open_study
     from sweep.storage import default_storage_url
 
     results, name = workdir / f"scale{n}", f"s{n}"

@@ -24,15 +24,9 @@ from sweep.devices import current as current_devices
 from sweep.direction import Direction
 from sweep.errors import ConfigError, SweepError, disk_full_stops
 from sweep.fingerprint import RerunCheck, space_fingerprint
-from sweep.plan import (
-    Plan,
-    TrialOptions,
-    load_checked_data,
-    open_study,
-    pickle_functions,
-    probe,
-    space_label,
-)
+from sweep.loading import load_checked_data, pickle_functions, space_label
+from sweep.plan import Plan, TrialOptions
+from sweep.preparation import open_study, probe
 from sweep.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
 from sweep.record import StudyAttr, read_study, write_study
 from sweep.redaction import redact, redact_text

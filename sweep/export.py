@@ -124,7 +124,7 @@ def export(
     """``space``: the study's SearchSpace if already loaded (functions from sweep.run)."""
     import keras
 
-    from sweep.plan import load_checked_data, load_space_for
+    from sweep.loading import load_checked_data, load_space_for
     from sweep.train.evaluate import test_scores, validation_score
 
     fmt = output_format(out, fmt)

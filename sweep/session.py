@@ -26,8 +26,9 @@ from sweep.errors import (
 )
 from sweep.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
 from sweep.interrupts import StopSignals
+from sweep.loading import load_checked_data, load_space_for
 from sweep.ownership import Worker
-from sweep.plan import Plan, load_checked_data, load_space_for, trial_seed
+from sweep.plan import Plan, trial_seed
 from sweep.progress import Progress, TrialEvent, TrialStart
 from sweep.reading import state_counts, waiting
 from sweep.record import StopReason, from_trial, write, write_stored

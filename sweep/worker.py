@@ -31,7 +31,7 @@ def join_sweep(
 ) -> str:
     """``sweep worker``: run trials of a study that ``sweep run --storage URL`` created."""
 
-    from sweep.plan import load_plan
+    from sweep.preparation import load_plan
     from sweep.storage import load_existing_study
 
     check_study_name(study)
