@@ -54,7 +54,7 @@ def schedule(seed: int) -> list[tuple[int, dict[str, Any]]]:
     """(Keras seed, configuration) of trials 0..7 as `sweep run --seed seed` runs them."""
     import optuna
 
-    from sweep.samplers import make_sampler
+    from sweep.execution.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(

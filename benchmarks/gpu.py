@@ -67,7 +67,7 @@ for trial in range({trials}):
 
 def no_gpu_message() -> str | None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from sweep.devices import discover_gpus
+    from sweep.core.devices import discover_gpus
 
     if discover_gpus():
         return None
@@ -91,7 +91,7 @@ def main() -> int:
     if message is not None:
         print(message, file=sys.stderr)
         return 2
-    from sweep.devices import discover_gpus
+    from sweep.core.devices import discover_gpus
 
     visible = discover_gpus()[0]
     trials, epochs = (2, 1) if args.quick else (args.trials, 5)

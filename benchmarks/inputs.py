@@ -32,8 +32,8 @@ import tensorflow as tf
 from measure import table
 from sklearn.datasets import load_digits
 
-from sweep.data import Data
-from sweep.inputs import InputKind
+from sweep.space.data import Data
+from sweep.space.inputs import InputKind
 from sweep.train.feeds import training_input
 
 BATCH = 32

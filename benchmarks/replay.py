@@ -1,5 +1,5 @@
 """Replay speed: 100 EarlyStopping settings (patience x min_delta) over 1,000 recorded
-curves of up to 200 epochs, with sweep.stopping.replay_many.
+curves of up to 200 epochs, with sweep.views.stopping.replay_many.
 
     python benchmarks/replay.py [--curves 1000] [--epochs 200] [--repeats 3]
 
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from sweep.stopping import StopRule, replay_many
+from sweep.views.stopping import StopRule, replay_many
 
 PATIENCE = [0, 1, 2, 3, 5, 8, 10, 15, 20, 30]
 MIN_DELTA = [0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]

@@ -6,7 +6,7 @@ costs at 10 and at 10,000 finished trials.
 
 The studies are synthetic but look exactly like real ones: made with sweep's own
 ``open_study``, every trial carrying the user attrs a real trial writes (the keys of
-``sweep.record.TrialRecord`` and the settings ``sweep.trial`` records), its params with
+``sweep.core.record.TrialRecord`` and the settings ``sweep.trial`` records), its params with
 the digits space's distributions, one intermediate value per epoch, written straight
 into Optuna's SQLite tables in one transaction (as Optuna itself would write them).
 They are cached under --workdir (default: a temporary folder); --quick does 100 and
@@ -54,7 +54,7 @@ def distributions() -> dict[str, Any]:
 
 def trial_attrs(number: int, folder: Path, rng: random.Random) -> tuple[dict[str, Any], Any]:
     """A finished trial's user attrs as sweep records them, and its curve."""
-    from sweep.record import TrialRecord
+    from sweep.core.record import TrialRecord
 
     curve = [
         min(0.99, 0.5 + 0.45 * (1 - math.exp(-e / 8)) + rng.gauss(0, 0.01)) for e in range(EPOCHS)
@@ -95,8 +95,8 @@ def trial_attrs(number: int, folder: Path, rng: random.Random) -> tuple[dict[str
 
 def build(workdir: Path, n: int) -> tuple[Path, str]:
     """results folder and study name of an n-trial study (made once, then cached)."""
-    from sweep.preparation import open_study
-    from sweep.storage import default_storage_url
+    from sweep.execution.preparation import open_study
+    from sweep.store.storage import default_storage_url
 
     results, name = workdir / f"scale{n}", f"s{n}"
     db = results / name / "study.db"
@@ -217,14 +217,14 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
     time: it moves little when other work loads the machine."""
     import optuna
 
-    from sweep.lookups import BestCache
-    from sweep.ownership import Worker
-    from sweep.reading import state_counts
-    from sweep.record import from_trial, write
-    from sweep.results import TableCache, write_table
-    from sweep.samplers import make_sampler, reseed_for_trial
-    from sweep.storage import default_storage_url, open_storage
-    from sweep.warm import warm
+    from sweep.core.record import from_trial, write
+    from sweep.execution.samplers import make_sampler, reseed_for_trial
+    from sweep.store.lookups import BestCache
+    from sweep.store.ownership import Worker
+    from sweep.store.reading import state_counts
+    from sweep.store.results import TableCache, write_table
+    from sweep.store.storage import default_storage_url, open_storage
+    from sweep.store.warm import warm
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.load_study(

@@ -39,7 +39,7 @@ BY_KEY = {way.key: way for way in WAYS}
 def sweep_curves(folder: Path, study: str) -> tuple[list[list[float]], int]:
     """Each trial's val_accuracy per epoch (by trial number), and how many finished."""
     import sweep
-    from sweep.record import State, TrialRecord
+    from sweep.core.record import State, TrialRecord
 
     trials = sorted(sweep.load(study, results=folder).optuna_study.trials, key=lambda t: t.number)
     curves, finished = [], 0

@@ -24,7 +24,7 @@ SWEEP = [str(Path(PYTHON).parent / "sweep")]
 
 CHECK = """
 import contextlib, io, sys
-from sweep.cli import main
+from sweep.cli.main import main
 with contextlib.redirect_stdout(io.StringIO()):
     try:
         main(sys.argv[1:])

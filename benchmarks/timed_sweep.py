@@ -1,4 +1,4 @@
-"""`sweep` with stopwatches: the real command (sweep.cli.main, same code path as
+"""`sweep` with stopwatches: the real command (sweep.cli.main.main, same code path as
 `python -m sweep`), with a timer around each piece of its bookkeeping, and every fit
 timed by epoch_clock like the other ways' fits.
 
@@ -87,22 +87,22 @@ def after_tensorflow(import_tf: Callable[[], None]) -> Callable[[], None]:
 def install() -> None:
     import optuna
 
-    import sweep.driver
-    import sweep.session
+    import sweep.execution.driver
+    import sweep.execution.session
 
-    sweep.driver.import_tensorflow_quietly = after_tensorflow(
-        sweep.driver.import_tensorflow_quietly
+    sweep.execution.driver.import_tensorflow_quietly = after_tensorflow(
+        sweep.execution.driver.import_tensorflow_quietly
     )
-    timed(sweep.driver, "import_tensorflow_quietly", "start-up: import TensorFlow")
-    timed(sweep.driver, "load_space", "start-up: load space")
-    timed(sweep.driver, "load_checked_data", "start-up: load data")
-    timed(sweep.driver, "probe", "start-up: probe")
-    timed(sweep.driver, "open_study", "start-up: create study")
-    timed(sweep.driver, "write_table", "table (start and end)")
-    timed(sweep.session, "write_table", "table (per trial)")
-    timed(sweep.session, "open_storage", "start-up: open storage (session)")
-    timed(sweep.session.Session, "next_trial", "storage: next trial (claim, ask)")
-    timed(sweep.session.Session, "run_one", "trial: run_one (run, tell, table)")
+    timed(sweep.execution.driver, "import_tensorflow_quietly", "start-up: import TensorFlow")
+    timed(sweep.execution.driver, "load_space", "start-up: load space")
+    timed(sweep.execution.driver, "load_checked_data", "start-up: load data")
+    timed(sweep.execution.driver, "probe", "start-up: probe")
+    timed(sweep.execution.driver, "open_study", "start-up: create study")
+    timed(sweep.execution.driver, "write_table", "table (start and end)")
+    timed(sweep.execution.session, "write_table", "table (per trial)")
+    timed(sweep.execution.session, "open_storage", "start-up: open storage (session)")
+    timed(sweep.execution.session.Session, "next_trial", "storage: next trial (claim, ask)")
+    timed(sweep.execution.session.Session, "run_one", "trial: run_one (run, tell, table)")
     timed(optuna.study.Study, "tell", "storage: tell")
 
 
@@ -117,7 +117,7 @@ def main() -> None:
 
     timed(os, "fsync", "fsync (all)")
     install()
-    from sweep.cli import main as sweep_main
+    from sweep.cli.main import main as sweep_main
 
     code = sweep_main(argv)
     result = {

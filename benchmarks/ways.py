@@ -70,7 +70,7 @@ def fit_one(
     model = space.build_model(FixedHP(config))
     calls = Clock.around(LOG, callbacks(args.patience, folder / "best.keras"))
     if args.way == "plain-feed":
-        from sweep.data import train_validation_split
+        from sweep.space.data import train_validation_split
         from sweep.train.feed import epoch_feed
 
         (x, y), validation = train_validation_split(X, Y, VALIDATION_SPLIT)

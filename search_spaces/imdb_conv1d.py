@@ -31,7 +31,7 @@ from typing import Any
 import keras
 import keras_tuner
 
-from sweep.datasets import load_imdb
+from sweep.space.datasets import load_imdb
 
 MAX_FEATURES = 5000  # vocabulary: the most frequent words, the rest become OOV (2)
 MAXLEN = 400  # every review padded (or cut, at the front) to 400 words

@@ -30,7 +30,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from sweep.datasets import load_mnist
+from sweep.space.datasets import load_mnist
 
 NUM_CLASSES = 10
 INPUT_SHAPE = (28, 28, 1)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweep.errors import ConfigError, SweepError
+from sweep.core.errors import ConfigError, SweepError
 
 if TYPE_CHECKING:
-    from sweep.api import load, run, work
-    from sweep.record import TrialRecord
-    from sweep.study import Study
+    from sweep.api.entry import load, run, work
+    from sweep.api.study import Study
+    from sweep.core.record import TrialRecord
 
 __version__ = "0.1.0"
 __all__ = [
@@ -30,11 +30,11 @@ __all__ = [
 ]
 
 _LAZY = {
-    "run": "sweep.api",
-    "load": "sweep.api",
-    "work": "sweep.api",
-    "Study": "sweep.study",
-    "TrialRecord": "sweep.record",
+    "run": "sweep.api.entry",
+    "load": "sweep.api.entry",
+    "work": "sweep.api.entry",
+    "Study": "sweep.api.study",
+    "TrialRecord": "sweep.core.record",
 }
 
 

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from sweep.cli import main_entry
+from sweep.cli.main import main_entry
 
 main_entry()

@@ -101,11 +101,11 @@ def batches_source(batch_size: int) -> str:
 
 
 def run_cli(*argv: str, cwd: Path) -> tuple[int, str, str]:
-    """Run ``sweep.cli.main`` in this process (shares the TensorFlow import), capturing output."""
+    """Run ``sweep.cli.main.main`` here (shares the TensorFlow import), capturing output."""
     import io
     from contextlib import redirect_stderr
 
-    from sweep.cli import main
+    from sweep.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     old = Path.cwd()

@@ -18,7 +18,8 @@ import sweep
 NO_TF_PROBE = """
 import json, sys
 import sweep
-light = sorted(m for m in ("tensorflow", "keras", "sweep.api", "sweep.study") if m in sys.modules)
+lazy = ("tensorflow", "keras", "sweep.api.entry", "sweep.api.study")
+light = sorted(m for m in lazy if m in sys.modules)
 s = sweep.load("tiny")
 table = s.table()
 records = s.trials
@@ -70,7 +71,7 @@ def test_an_unknown_keyword_names_the_closest_one() -> None:
 
 
 def test_configuration_errors_are_config_errors(tmp_path: Path) -> None:
-    assert sweep.ConfigError is sweep.errors.ConfigError
+    assert sweep.ConfigError is sweep.core.errors.ConfigError
     cases: list[tuple[dict[str, Any], str]] = [
         ({"jobs": 0}, "--jobs: expected a whole number >= 1, got 0"),
         ({"timeout": "soon"}, "--timeout: expected a duration like 90s, 30m, 8h or 1h30m, got"),

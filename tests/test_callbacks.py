@@ -15,9 +15,9 @@ import pytest
 from conftest import run_cli, write_space
 from test_resume import SLOW, SLOW_SPACE, epochs_done, finish, kill, start, study, wait_for
 
-from sweep.data import prepare_data
-from sweep.errors import Interrupted
-from sweep.space import load_space
+from sweep.core.errors import Interrupted
+from sweep.space.data import prepare_data
+from sweep.space.files import load_space
 from sweep.train.trial import run_trial
 
 REFUSED = {

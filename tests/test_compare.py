@@ -12,7 +12,7 @@ import optuna
 import pytest
 from conftest import run_cli, write_space
 
-from sweep.stopping import StopRule, replay
+from sweep.views.stopping import StopRule, replay
 
 FIXED_SPACE = """
 from __future__ import annotations

@@ -366,8 +366,8 @@ GB = 1024**3
 
 
 def test_jobs_beyond_the_cores_run_one_worker_per_core_and_memory_is_checked() -> None:
-    from sweep.capacity import jobs_to_start
-    from sweep.errors import ConfigError
+    from sweep.core.errors import ConfigError
+    from sweep.execution.capacity import jobs_to_start
 
     roomy = {"per_worker": GB // 2, "available": 20 * GB}
     assert jobs_to_start(4, cores=2, force=False, on_cpu=True, **roomy) == (

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras.src.trainers.data_adapters.array_slicing import train_validation_split as keras_split
 
-from sweep.data import prepare_data, train_validation_split
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
+from sweep.space.data import prepare_data, train_validation_split
 
 SRC = Path("space.py")
 

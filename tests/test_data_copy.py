@@ -21,9 +21,9 @@ from conftest import TINY_SPACE, run_cli, write_space
 from test_journal_torn import _mount_tmpfs
 from test_resume import SLOW, SLOW_SPACE, epoch_lines, kill, start, wait_for
 
-from sweep.data import Data
-from sweep.errors import DiskFullError
-from sweep.shared import read_shared, write_shared
+from sweep.core.errors import DiskFullError
+from sweep.space.data import Data
+from sweep.space.shared import read_shared, write_shared
 
 DICT_SPACE = """
 from __future__ import annotations

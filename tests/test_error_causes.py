@@ -11,7 +11,7 @@ import pytest
 from conftest import TINY_SPACE, batches_source, run_cli, write_space
 
 import sweep
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
 
 FAILS_AT = 3  # the batch (0-based) of epoch 1 that raises: after the probe's two batches
 

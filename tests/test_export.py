@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import run_cli, write_space
 from keras.src.trainers.data_adapters.array_slicing import train_validation_split
 
-from sweep.space import load_space
+from sweep.space.files import load_space
 
 FORMATS = {"keras": "winner.keras", "savedmodel": "winner_savedmodel"}
 

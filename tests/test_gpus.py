@@ -25,14 +25,14 @@ from conftest import run_cli, sweep_subprocess, write_space
 from test_resume import SLOW, SLOW_SPACE, epochs_done, kill, read_rows, wait_for
 from test_right_results import FAKE_SMI
 
-from sweep.devices import (
+from sweep.core.devices import (
     HIDDEN,
     parse_memory,
     physical_gpus,
     plan_devices,
     visible_gpus,
 )
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
 
 SMI = "GPU 0: NVIDIA A100 (UUID: GPU-aaa)\nGPU 1: NVIDIA A100 (UUID: GPU-bbb)\n"
 TWO = ["0", "1"]

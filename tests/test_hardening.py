@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, write_space
 
-from sweep.durations import parse_duration
-from sweep.errors import ConfigError
-from sweep.redaction import redact, redact_text
-from sweep.storage import check_study_name
+from sweep.core.durations import parse_duration
+from sweep.core.errors import ConfigError
+from sweep.core.redaction import redact, redact_text
+from sweep.store.storage import check_study_name
 
 BAD_NAMES = ["../escaped", "/abs/path", "a/b", ".", "..", "", "a b", "x" * 101, "tab\there"]
 
@@ -73,7 +73,7 @@ def test_a_space_file_whose_name_is_no_study_name_says_pass_study(tmp_path: Path
 def test_a_worker_refuses_a_study_name_read_back_from_the_storage(tmp_path: Path) -> None:
     import optuna
 
-    from sweep.plan import PLAN_ATTR, Plan
+    from sweep.core.plan import PLAN_ATTR, Plan
 
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     study = optuna.create_study(study_name="ok", storage=url)
@@ -284,7 +284,7 @@ def test_the_largest_seed_seeds_every_trial(tmp_path: Path) -> None:
     import csv
     import io
 
-    from sweep.plan import trial_seed
+    from sweep.core.plan import trial_seed
 
     assert trial_seed(2**32 - 1, 0) == 2**32 - 1 and trial_seed(2**32 - 1, 1) == 0
     space = write_space(tmp_path, settings={"trials": 2, "epochs": 1})

@@ -18,7 +18,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
 from sweep.train.hparams import OptunaHyperParameters, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -177,7 +177,7 @@ def test_suggest_maps_a_bare_keras_tuner_hyperparameter() -> None:
 
 
 def test_int_is_an_int_under_the_grid_sampler_the_sweep_builds() -> None:
-    from sweep.samplers import grid_space, make_sampler
+    from sweep.execution.samplers import grid_space, make_sampler
 
     space = keras_tuner.HyperParameters()
     space.Int("units", 4, 16, step=2, sampling="log")

@@ -20,7 +20,7 @@ import pytest
 from conftest import batches_source, run_cli, write_space
 
 if TYPE_CHECKING:
-    from sweep.record import TrialRecord
+    from sweep.core.record import TrialRecord
 
 SOURCE = """
 from __future__ import annotations
@@ -151,7 +151,7 @@ def write_pngs(root: Path) -> None:
 def trials(folder: Path, kind: str) -> list[TrialRecord]:
     import optuna
 
-    from sweep.record import TrialRecord
+    from sweep.core.record import TrialRecord
 
     db = folder / "results" / kind / "study.db"
     study = optuna.load_study(study_name=kind, storage=f"sqlite:///{db}")
@@ -269,8 +269,8 @@ def test_feeds_started_at_epoch_k_replay_the_uninterrupted_batches() -> None:
     import keras
     import tensorflow as tf
 
-    from sweep.data import Data
-    from sweep.inputs import InputKind
+    from sweep.space.data import Data
+    from sweep.space.inputs import InputKind
     from sweep.train.feeds import training_input
 
     x = np.arange(20, dtype="float32")[:, None]
@@ -304,8 +304,8 @@ def test_feeds_started_at_epoch_k_replay_the_uninterrupted_batches() -> None:
 def test_memory_mapped_arrays_feed_the_batches_of_in_memory_arrays(tmp_path: Path) -> None:
     """--jobs workers read the arrays memory-mapped: batch for batch what the parent's
     in-memory feed trains on, from epoch 0 and resumed at epoch 2, all or some steps."""
-    from sweep.data import Data
-    from sweep.inputs import InputKind
+    from sweep.space.data import Data
+    from sweep.space.inputs import InputKind
     from sweep.train.feeds import training_input
 
     x = np.arange(40, dtype="float32").reshape(20, 2)

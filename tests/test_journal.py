@@ -18,7 +18,7 @@ from conftest import run_cli, write_space
 from test_parallel import check_study, read_rows, start_worker
 from test_resume import SLOW, SLOW_SPACE
 
-from sweep.storage import open_storage
+from sweep.store.storage import open_storage
 
 
 def _driver(folder: Path, url: str, artifacts: Path) -> subprocess.Popen[str]:

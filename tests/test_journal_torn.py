@@ -18,7 +18,7 @@ import optuna
 import pytest
 from conftest import run_cli, write_space
 
-from sweep.storage import load_existing_study, open_storage
+from sweep.store.storage import load_existing_study, open_storage
 
 SETTINGS = {"trials": 2, "epochs": 3}
 

@@ -112,7 +112,7 @@ def test_fit_return_values_follow_keras_tuner(tmp_path: Path) -> None:
     History at its best epoch (the mode decides); anything else says what it got."""
     import keras
 
-    from sweep.hypermodel import FitObjective, fit_direction, objective_from_fit
+    from sweep.space.hypermodel import FitObjective, fit_direction, objective_from_fit
 
     history = keras.callbacks.History()
     history.history = {"val_loss": [0.5, 0.3, 0.4], "val_accuracy": [0.6, 0.9, 0.9]}

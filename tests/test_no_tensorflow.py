@@ -11,7 +11,7 @@ import pytest
 
 PROBE = """
 import contextlib, io, json, sys
-from sweep.cli import main
+from sweep.cli.main import main
 code = None
 with contextlib.redirect_stdout(io.StringIO()) as out:
     try:
@@ -55,7 +55,8 @@ def test_command_does_not_import_tensorflow(finished_sweep: Path, argv: list[str
 def test_the_probe_would_see_tensorflow(finished_sweep: Path) -> None:
     """The check above can fail: importing the trial module does pull TensorFlow in."""
     code = PROBE.replace(
-        "from sweep.cli import main", "import sweep.train.trial\nfrom sweep.cli import main"
+        "from sweep.cli.main import main",
+        "import sweep.train.trial\nfrom sweep.cli.main import main",
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "status", "tiny"],

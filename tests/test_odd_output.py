@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli, write_space
 
-from sweep.errors import ConfigError
-from sweep.results import to_markdown
-from sweep.storage import check_study_name
+from sweep.core.errors import ConfigError
+from sweep.store.results import to_markdown
+from sweep.store.storage import check_study_name
 
 
 @pytest.mark.parametrize(

@@ -459,12 +459,12 @@ def run_on_terminal(*argv: str, cwd: Path, timeout: float = 180) -> tuple[int, s
 
 
 def run_here_on_terminal(*argv: str, cwd: Path) -> tuple[int, str]:
-    """``sweep.cli.main`` in this process, its output a real pseudo-terminal."""
+    """``sweep.cli.main.main`` in this process, its output a real pseudo-terminal."""
     import io
     import threading
     from contextlib import redirect_stderr
 
-    from sweep.cli import main
+    from sweep.cli.main import main
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))

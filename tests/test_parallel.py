@@ -20,7 +20,7 @@ from conftest import run_cli, write_space
 from pg import PASSWORD
 from test_resume import SLOW, SLOW_SPACE
 
-from sweep.storage import GRACE_S
+from sweep.store.storage import GRACE_S
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:

@@ -78,7 +78,7 @@ def test_median_pruner_prunes_and_pruned_trials_keep_their_best(tmp_path: Path) 
         assert float(row["best_score"]) == pytest.approx(t.user_attrs["best_score"])
         assert row["checkpoint"] == t.user_attrs["checkpoint"]
     # sweep compare counts the pruned curves as censored for every setting
-    from sweep.compare import compare
+    from sweep.views.compare import compare
 
     results = compare(study, patience=[0, 2], min_delta=[0.0])
     assert all(r.censored >= len(pruned) for r in results), results
@@ -114,7 +114,7 @@ def test_unknown_pruner_is_a_usage_error(tmp_path: Path) -> None:
 def test_pruner_names_are_optunas_pruners() -> None:
     import optuna
 
-    from sweep.pruning import make_pruner
+    from sweep.execution.pruning import make_pruner
 
     expected = {
         "none": optuna.pruners.NopPruner,

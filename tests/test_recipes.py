@@ -1,5 +1,5 @@
 """The two tutorial recipes (search_spaces/mnist_cnn.py, search_spaces/imdb_conv1d.py) and
-their data (sweep/datasets.py), on synthetic files of the real shapes and dtypes.
+their data (sweep/space/datasets.py), on synthetic files of the real shapes and dtypes.
 
 Nothing here downloads. Keras' own loaders only read their cache file if its sha256 is
 the real dataset's, so a synthetic file can only reach them through a patched
@@ -32,8 +32,8 @@ import optuna
 import pytest
 from conftest import REPO, run_cli, sweep_subprocess
 
-from sweep.datasets import keras_cache_file, load_imdb, load_mnist
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
+from sweep.space.datasets import keras_cache_file, load_imdb, load_mnist
 
 SPACES = REPO / "search_spaces"
 CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens: a download attempt fails at once
@@ -298,8 +298,8 @@ def test_wrong_arrays(tmp_path: Path) -> None:
 
 NO_DATA_PROBE = """
 import json, sys
-from sweep.datasets import load_imdb, load_mnist
-from sweep.errors import ConfigError
+from sweep.space.datasets import load_imdb, load_mnist
+from sweep.core.errors import ConfigError
 out = {}
 for name, loader in (("mnist", load_mnist), ("imdb", load_imdb)):
     try:

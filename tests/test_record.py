@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
-from sweep.direction import Direction
-from sweep.record import ATTR_KEYS, State, StopReason, TrialRecord
+from sweep.core.direction import Direction
+from sweep.core.record import ATTR_KEYS, State, StopReason, TrialRecord
 
 OLD = REPO / "tests" / "data" / "old_study"
 WRITERS = {"set_user_attr", "set_trial_user_attr"}

@@ -16,9 +16,9 @@ import optuna
 import pytest
 from conftest import run_cli, write_space
 
-from sweep.report import _SCRIPT as PAGE_SCRIPT
-from sweep.report import write_report
-from sweep.storage import load_existing_study
+from sweep.store.storage import load_existing_study
+from sweep.views.report import _SCRIPT as PAGE_SCRIPT
+from sweep.views.report import write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 IMG = re.compile(r"<img\b[^>]*>")

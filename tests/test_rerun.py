@@ -296,7 +296,7 @@ def test_killed_before_a_trial_sampled_the_rerun_samples_what_it_would_have(
 def test_samplers_reseeded_per_trial_number_ask_the_same_after_a_restart() -> None:
     """No training: the asks of an uninterrupted study, and of one whose sampler is
     recreated (a new process) twice, are the same for tpe, grid and cmaes."""
-    from sweep.samplers import make_sampler, next_number, reseed_for_trial
+    from sweep.execution.samplers import make_sampler, next_number, reseed_for_trial
 
     xs = [i / 2 for i in range(-6, 7)]
     grid = {"x": xs, "y": list(range(5))}

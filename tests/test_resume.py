@@ -19,7 +19,7 @@ import optuna
 import pytest
 from conftest import run_cli, write_space
 
-from sweep.ownership import Worker
+from sweep.store.ownership import Worker
 
 # Epochs of about half a second, so a signal can land in the middle of a trial.
 SLOW_SPACE = """

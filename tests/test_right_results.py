@@ -17,7 +17,7 @@ from conftest import run_cli, write_space
 from test_resume import kill, read_rows, start, wait_for
 
 import sweep
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
 
 # --- item 12: sweep compare checks patience and min_delta as sweep run does ---------------
 

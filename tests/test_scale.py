@@ -1,4 +1,4 @@
-"""Reading a study fast (sweep/reading.py): the same facts as Optuna's ``get_trials``,
+"""Reading a study fast (sweep/store/reading.py): the same facts as Optuna's ``get_trials``,
 without every intermediate value, and a running sweep's table rewritten from the new
 trials only. Real SQLite studies (the shared finished sweep, and a copy changed here)."""
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep import lookups, reading
-from sweep.results import READ_KEYS, TABLE_KEYS, TableCache, table_rows, to_csv, write_table
-from sweep.storage import load_existing_study
+from sweep.store import lookups, reading
+from sweep.store.results import READ_KEYS, TABLE_KEYS, TableCache, table_rows, to_csv, write_table
+from sweep.store.storage import load_existing_study
 
 
 def _study(folder: Path) -> optuna.Study:
@@ -67,7 +67,7 @@ def test_running_sweep_table_reads_only_new_trials(finished_sweep: Path, tmp_pat
 def test_status_reads_only_what_it_shows_and_says_the_same(
     finished_sweep: Path, tmp_path: Path
 ) -> None:
-    from sweep.status import _read_all, status
+    from sweep.views.status import _read_all, status
 
     shutil.copytree(finished_sweep, tmp_path / "s")
     study = _study(tmp_path / "s")
@@ -95,7 +95,7 @@ def test_read_commands_check_the_schema_quickly_and_still_refuse_an_old_one(
 
     from conftest import run_cli
 
-    from sweep.schema import head_revision
+    from sweep.store.schema import head_revision
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{finished_sweep}/results/tiny/study.db")
     assert head_revision() == storage.get_head_version()  # alembic's own answer
@@ -123,8 +123,8 @@ def test_read_commands_open_the_storage_without_alembic(
 import sys, threading
 from pathlib import Path
 import optuna
-from sweep.schema import lazy_version_manager
-from sweep.storage import load_existing_study
+from sweep.store.schema import lazy_version_manager
+from sweep.store.storage import load_existing_study
 results = Path({str(finished_sweep / "results")!r})
 study = load_existing_study("tiny", results_dir=results, storage=None)
 print("alembic" in sys.modules)
@@ -149,7 +149,7 @@ print(storage._version_manager.get_current_version() == storage.get_head_version
 def test_warm_cache_holds_the_trials_optuna_would_read(
     finished_sweep: Path, tmp_path: Path
 ) -> None:
-    from sweep.warm import warm
+    from sweep.store.warm import warm
 
     shutil.copytree(finished_sweep, tmp_path / "s")
     running = _study(tmp_path / "s").ask()  # another worker's running trial

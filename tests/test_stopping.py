@@ -29,8 +29,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweep.stopping import Replay, StopRule, pad_curves, replay, replay_many
 from sweep.train.recorder import TrialRecorder
+from sweep.views.stopping import Replay, StopRule, pad_curves, replay, replay_many
 
 NAN = math.nan
 INF = math.inf
@@ -507,7 +507,7 @@ def test_true_best_differs_from_keras_best_with_min_delta(model: Any) -> None:
 
 def test_module_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, sweep.stopping\n"
+        "import sys, sweep.views.stopping\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run(

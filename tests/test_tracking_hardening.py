@@ -233,7 +233,7 @@ def test_one_item_mlflow_refuses_costs_only_itself(
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    from sweep.mlflow_tracking import MlflowTracker
+    from sweep.integrations.mlflow_tracking import MlflowTracker
 
     warned: list[str] = []
     tracker = MlflowTracker(with_password(mlflow_server), study=None, warn=warned.append)

@@ -24,7 +24,7 @@ import pytest
 from conftest import run_cli, write_space
 from keras.src.trainers.data_adapters.array_slicing import train_validation_split
 
-from sweep.space import load_space
+from sweep.space.files import load_space
 from sweep.train.feed import epoch_feed
 
 

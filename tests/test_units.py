@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from sweep.atomic import write_text_atomic
-from sweep.durations import parse_duration
-from sweep.errors import ConfigError
-from sweep.redaction import redact
+from sweep.core.atomic import write_text_atomic
+from sweep.core.durations import parse_duration
+from sweep.core.errors import ConfigError
+from sweep.core.redaction import redact
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_atomic_write_leaves_no_temp_and_keeps_old_on_failure(tmp_path: Path) ->
     target = tmp_path / "t.csv"
     write_text_atomic(target, "a\n")
     assert target.read_text() == "a\n"
-    from sweep.atomic import write_with
+    from sweep.core.atomic import write_with
 
     def broken(path: Path) -> None:
         path.write_text("half")

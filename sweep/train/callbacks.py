@@ -26,7 +26,7 @@ from typing import Any
 
 import keras
 
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
 
 # Sweep's own parts, each with the setting or flag that replaces it.
 REFUSED: dict[type, str] = {

@@ -4,7 +4,7 @@ A corrupt image in a folder read by ``keras.utils.image_dataset_from_directory``
 the trial with TensorFlow's ``InvalidArgumentError: Invalid PNG ... (op DecodeImage)``,
 which names no file. The dataset Keras returns lists its files (``file_paths``), so when
 a decoding op fails, each is decoded once to find the first that cannot be, and the
-exception gets a note naming it (``sweep.errors.error_text`` shows it). Only on that
+exception gets a note naming it (``sweep.core.errors.error_text`` shows it). Only on that
 failure, and once per dataset (the result is remembered).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from sweep.errors import FILE_NOTE
+from sweep.core.errors import FILE_NOTE
 
 _FOUND: dict[int, str | None] = {}  # id(dataset) -> its first undecodable file
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from sweep.record import StudyAttr, from_trial, write_study
+from sweep.core.record import StudyAttr, from_trial, write_study
 from sweep.train.feeds import evaluate_kwargs
 
 

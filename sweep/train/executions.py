@@ -24,8 +24,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sweep.direction import Direction
-from sweep.record import CURVE, TrialRecord, execution_key, from_trial, write
+from sweep.core.direction import Direction
+from sweep.core.record import CURVE, TrialRecord, execution_key, from_trial, write
 from sweep.train.trial import run_trial
 
 SEED_LIMIT = 2**31

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sweep.data import cast_as_keras_fit, length
+from sweep.space.data import cast_as_keras_fit, length
 
 PREFETCH = 2  # batches prepared ahead of the training step
 

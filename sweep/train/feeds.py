@@ -21,9 +21,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sweep.data import Data, head
-from sweep.errors import ConfigError
-from sweep.inputs import InputKind
+from sweep.core.errors import ConfigError
+from sweep.space.data import Data, head
+from sweep.space.inputs import InputKind
 from sweep.train.feed import epoch_feed, epoch_order
 from sweep.train.memmap import is_memmapped, memmap_feed
 

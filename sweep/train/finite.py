@@ -14,9 +14,9 @@ from typing import Any
 
 import tensorflow as tf
 
-from sweep.data import Data
-from sweep.errors import ConfigError
-from sweep.inputs import InputKind
+from sweep.core.errors import ConfigError
+from sweep.space.data import Data
+from sweep.space.inputs import InputKind
 
 PARTS = (("training", "steps_per_epoch"), ("validation", "validation_steps"), ("test", None))
 

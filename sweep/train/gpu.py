@@ -1,4 +1,4 @@
-"""A training process's GPU set-up (after ``sweep.devices.take``, right after TensorFlow
+"""A training process's GPU set-up (after ``sweep.core.devices.take``, right after TensorFlow
 is imported, before its first op), the distribution strategy of a trial spanning several
 devices, and the mixed-precision policy of a trial."""
 
@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar
 import keras
 import tensorflow as tf
 
-from sweep.devices import GROWTH_ENV, WorkerDevices, current, logical_cpus, settle, take
+from sweep.core.devices import GROWTH_ENV, WorkerDevices, current, logical_cpus, settle, take
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -29,7 +29,7 @@ from typing import Any
 import keras_tuner
 from keras_tuner.src.engine.hyperparameters import hp_types
 
-from sweep.errors import ConfigError
+from sweep.core.errors import ConfigError
 
 
 def listed_values(hp: Any) -> list[Any] | None:

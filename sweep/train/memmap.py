@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from sweep.data import length
+from sweep.space.data import length
 from sweep.train.feed import PREFETCH, epoch_order
 
 

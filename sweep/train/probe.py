@@ -13,11 +13,17 @@ from typing import Any
 
 import keras
 
-from sweep.data import Data, head
-from sweep.errors import ConfigError, FatalTrialError, MonitorMissingError, error_text, is_fatal
-from sweep.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
-from sweep.inputs import call_fit_options
-from sweep.space import SearchSpace
+from sweep.core.errors import (
+    ConfigError,
+    FatalTrialError,
+    MonitorMissingError,
+    error_text,
+    is_fatal,
+)
+from sweep.space.data import Data, head
+from sweep.space.files import SearchSpace
+from sweep.space.hypermodel import fit_direction, hypermodel_fit, objective_from_fit
+from sweep.space.inputs import call_fit_options
 from sweep.train.callbacks import build_user_callbacks
 from sweep.train.causes import name_bad_file
 from sweep.train.finite import check_finite

@@ -23,12 +23,12 @@ from typing import Any
 
 import keras
 
-from sweep.atomic import write_text_atomic
-from sweep.direction import Direction
-from sweep.errors import MonitorMissingError
-from sweep.progress import EpochEvent
-from sweep.record import StopReason
-from sweep.tracking import Tracker
+from sweep.core.atomic import write_text_atomic
+from sweep.core.direction import Direction
+from sweep.core.errors import MonitorMissingError
+from sweep.core.progress import EpochEvent
+from sweep.core.record import StopReason
+from sweep.core.tracking import Tracker
 from sweep.train.callbacks import CallbackStates, StopWatch
 from sweep.train.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 

@@ -28,7 +28,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from sweep.atomic import atomic_path, write_text_atomic
+from sweep.core.atomic import atomic_path, write_text_atomic
 
 STATE = "state.json"
 

@@ -1,5 +1,5 @@
 """One trial: build the model from ``hp``, fit it with EarlyStopping and the best
-checkpoint, and record the trial's facts on the Optuna trial (through sweep.record).
+checkpoint, and record the trial's facts on the Optuna trial (through sweep.core.record).
 """
 
 from __future__ import annotations
@@ -16,25 +16,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 
-from sweep.atomic import atomic_path, write_text_atomic
-from sweep.data import Data
-from sweep.devices import current as current_devices
-from sweep.errors import (
+from sweep.core.atomic import atomic_path, write_text_atomic
+from sweep.core.devices import current as current_devices
+from sweep.core.errors import (
     ConfigError,
     Interrupted,
     TrialFailedError,
     TrialPrunedError,
 )
-from sweep.fingerprint import ResumeRefused, settings_conflict, started_with
-from sweep.hypermodel import (
+from sweep.core.progress import EpochEvent
+from sweep.core.record import StopReason, TrialRecord, from_trial, recorded, write
+from sweep.core.tracking import Tracker, TrialStart
+from sweep.space.data import Data
+from sweep.space.files import SearchSpace, Settings
+from sweep.space.fingerprint import ResumeRefused, settings_conflict, started_with
+from sweep.space.hypermodel import (
     hypermodel_fit,
     objective_from_fit,
 )
-from sweep.inputs import InputKind, call_fit_options
-from sweep.progress import EpochEvent
-from sweep.record import StopReason, TrialRecord, from_trial, recorded, write
-from sweep.space import SearchSpace, Settings
-from sweep.tracking import Tracker, TrialStart
+from sweep.space.inputs import InputKind, call_fit_options
 from sweep.train.callbacks import user_callbacks
 from sweep.train.gpu import reset_policy_after, set_trial_policy, trial_strategy
 from sweep.train.hparams import OptunaHyperParameters

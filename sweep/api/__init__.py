@@ -1,0 +1,2 @@
+"""The Python API: ``sweep.run``, ``sweep.load``, ``sweep.work`` (``entry``), ``Study``,
+and the live and notebook displays."""

@@ -1,0 +1,317 @@
+"""One process's part of a sweep: claim orphaned trials and resume them, ask new ones
+until the study's target or the budget is reached, run each, tell the study, and
+rewrite the table. Any number of processes, on any number of machines, can run
+this against the same study (see ``parallel``)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweep.core.errors import (
+    ConfigError,
+    DiskFullError,
+    FatalTrialError,
+    Interrupted,
+    SweepError,
+    TrialPrunedError,
+    disk_full_cause,
+    disk_full_error,
+    disk_full_stops,
+    error_text,
+    is_fatal,
+)
+from sweep.core.interrupts import StopSignals
+from sweep.core.plan import Plan, trial_seed
+from sweep.core.progress import Progress, TrialEvent, TrialStart
+from sweep.core.record import StopReason, from_trial, write, write_stored
+from sweep.core.tracking import Tracker
+from sweep.execution.samplers import next_number, reseed_for_trial
+from sweep.integrations.trackers import make_trackers
+from sweep.space.files import SearchSpace
+from sweep.space.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
+from sweep.space.loading import load_checked_data, load_space_for
+from sweep.store.ownership import Worker
+from sweep.store.reading import state_counts, waiting
+from sweep.store.results import TableCache, write_table
+from sweep.store.storage import open_storage
+from sweep.store.warm import warm
+
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+WAIT = "wait"
+# A worker with no trial to start (the others' running trials will reach the target)
+# looks again this often: for the target, and for a trial whose owner died. Short, so
+# that the last trials' end is seen at once; each look is a COUNT and a lock.
+WAIT_S = 0.2
+
+
+class TooManyFailures(SweepError):
+    exit_code = 1
+
+
+def finished(study: Any, trials: list[Any] | None = None) -> int:
+    """Finished trials (complete, pruned, failed); ``trials`` if already fetched, else
+    counted by the storage (see ``reading``)."""
+    if trials is None:
+        from sweep.store.reading import finished_count
+
+        return finished_count(study)
+    return sum(1 for t in trials if t.state.name in FINISHED_STATES)
+
+
+def best_so_far(study: Any) -> tuple[int, float] | None:
+    from sweep.store.reading import best
+
+    return best(study)
+
+
+@dataclass
+class Session:
+    plan: Plan
+    space: SearchSpace
+    data: Any
+    study: Any
+    worker: Worker
+    progress: Progress
+    signals: StopSignals
+    failures_in_a_row: int = 0
+    rows: TableCache = field(default_factory=TableCache)  # finished trials' table rows
+    tracker: Tracker | None = None  # --tensorboard, --mlflow (sweep.core.tracking)
+
+    @property
+    def table(self) -> Path:
+        return Path(self.plan.results) / "trials.csv"
+
+    def stop_request(self) -> str | None:
+        if self.signals.requested is not None:
+            return self.signals.requested
+        return "budget" if self.plan.over_budget() else None
+
+    def next_trial(self) -> tuple[Any, bool] | str:
+        """A trial to run (and whether it is resumed), or why there is none."""
+        import optuna
+
+        with self.worker.claiming():  # check and ask as one step: N workers don't overshoot
+            if self.signals.requested is not None:  # heard while waiting for the lock
+                raise Interrupted("interrupted before the next trial")
+            orphans = self.worker.orphans(self.study)
+            if orphans:
+                frozen = orphans[0]  # only this one is claimed: the others are for other workers
+                rerun = self.rerun_check()
+                rerun.check(frozen)  # before the claim: a refused rerun changes nothing
+                self.worker.claim(self.study, frozen)
+                # killed before it asked every value, it samples now: as a new trial would
+                reseed_for_trial(self.study.sampler, self.plan.seed, frozen.number)
+                # and records them: Optuna's cache must know the trial (a KeyError otherwise)
+                self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                if rerun.space_change(frozen) is not None:  # allowed (--allow-space-change)
+                    write_stored(self.study._storage, frozen._trial_id, space_changed=True)
+                self.progress.message(
+                    f"trial {frozen.number} was left running by a process that is gone; resuming it"
+                )
+                return optuna.trial.Trial(self.study, frozen._trial_id), True
+            if self.plan.over_budget():
+                return "time budget spent"
+            counts = state_counts(self.study)  # one COUNT, however many trials
+            running = counts["RUNNING"]
+            done = sum(counts[s] for s in FINISHED_STATES)
+            if done >= self.plan.target:
+                return "target reached"
+            if done + running >= self.plan.target:
+                return WAIT  # others' trials will reach the target, unless their owner dies
+            number = next_number(waiting(self.study)) if counts["WAITING"] else counts.total()
+            reseed_for_trial(self.study.sampler, self.plan.seed, number)
+            trial = self.study.ask()
+            self.worker.mark(trial)
+            write(trial, space_fingerprint=space_fingerprint(self.space))
+            return trial, False
+
+    def rerun_check(self) -> RerunCheck:
+        return RerunCheck(
+            space=self.space,
+            mode=self.plan.mode,
+            calibrate=self.plan.calibrate,
+            artifacts=Path(self.plan.artifacts),
+            allow_space_change=self.plan.allow_space_change,
+        )
+
+    def loop(self) -> str:
+        while True:
+            if self.signals.requested is not None:
+                raise Interrupted("interrupted before the next trial")
+            nxt = self.next_trial()
+            if nxt == WAIT:
+                time.sleep(WAIT_S)
+                continue
+            if isinstance(nxt, str):
+                return nxt
+            trial, resumed = nxt
+            with self.worker.heartbeat(self.study, trial):
+                self.run_one(trial, resumed=resumed)
+
+    def disk_full(self, number: int, trial_dir: Path, cause: BaseException) -> DiskFullError:
+        """Stop the sweep: no further trial could write either. What one epoch of this
+        trial writes (its resume point's variables and best model) is the space needed."""
+        written = list((trial_dir / "resume").glob("vars-*.npz"))
+        written += [trial_dir / "best.keras"] if (trial_dir / "best.keras").is_file() else []
+        needed = sum(p.stat().st_size for p in written) or None
+        kept = f"trial {number} stays resumable from its last completed epoch; "
+        return disk_full_error(cause, folder=trial_dir, needed=needed, kept=kept)
+
+    def run_one(self, trial: Any, *, resumed: bool) -> None:
+        """Run (or resume) one trial, tell the study, write the table, report it."""
+        import optuna
+
+        from sweep.execution.retries import run_with_retries
+
+        plan, settings = self.plan, self.space.settings
+        seeded = plan.seed is not None or plan.deterministic
+        self.progress.trial_started(TrialStart(trial=trial.number, resumed=resumed))
+        fatal: SweepError | None = None
+        trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
+        try:
+            record = run_with_retries(
+                trial,
+                retries=settings.max_retries_per_trial,
+                on_retry=self.progress.message,
+                space=self.space,
+                data=self.data,
+                settings=settings,
+                mode=plan.mode,
+                trial_dir=trial_dir,
+                seed=trial_seed(plan.seed or 0, trial.number) if seeded else None,
+                deterministic=plan.deterministic,
+                on_epoch=self.progress.epoch_ended,
+                stop_request=self.stop_request,
+                calibration=trial.number < plan.calibrate,
+                on_message=self.progress.message,
+                tracker=self.tracker,
+            )
+        except Interrupted:
+            write_table(self.study, self.table, self.rows)  # the trial stays RUNNING: resumable
+            raise
+        except ResumeRefused:
+            raise  # nothing was recorded: the trial stays RUNNING, resumable as it was
+        except TrialPrunedError:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            state, error = "pruned", ""
+            self.failures_in_a_row = 0
+        except Exception as exc:  # the one place that maps a trial's exception to its state
+            cause = disk_full_cause(exc)
+            if cause is not None:  # like an interruption: the trial stays RUNNING, resumable
+                raise self.disk_full(trial.number, trial_dir, cause) from None
+            error = error_text(exc)
+            write(trial, error=error, stop_reason=StopReason.FAILED)
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            state = "failed"
+            self.failures_in_a_row += 1
+            if isinstance(exc, ConfigError):
+                fatal = exc  # it would fail every trial: stop the sweep
+            elif is_fatal(exc):  # KerasTuner's FatalError stops the search
+                fatal = FatalTrialError(f"trial {trial.number} raised {error}")
+        else:
+            self.study.tell(trial, record.best_score)
+            state, error = "complete", ""
+            self.failures_in_a_row = 0
+        if plan.keep_checkpoints is not None:
+            from sweep.execution.checkpoints import prune_checkpoints
+
+            self.rows.forget(prune_checkpoints(self.study, plan.keep_checkpoints))
+        write_table(self.study, self.table, self.rows)
+        done = from_trial(self.study._storage.get_trial(trial._trial_id))
+        if self.tracker is not None:
+            self.tracker.trial_ended(done)
+        self.progress.trial_ended(
+            TrialEvent(
+                trial=trial.number,
+                state=state,
+                monitor=settings.monitor,
+                best_score=done.best_score,
+                best_epoch=done.best_epoch,
+                stop_epoch=done.stop_epoch,
+                duration_s=float(done.duration_s or 0.0),
+                error=error,
+                stop_reason=str(done.stop_reason or ""),
+            )
+        )
+        if fatal is not None:
+            raise fatal
+        if self.failures_in_a_row >= plan.max_failures:
+            raise TooManyFailures(
+                f"{self.failures_in_a_row} trials failed in a row, the last (trial "
+                f"{trial.number}) with: {error}; fix the cause and run the same command again "
+                "to continue, or raise --max-failures"
+            )
+
+
+_DATA_CACHE: dict[str, tuple[SearchSpace, Any]] = {}
+
+
+def loaded(plan: Plan) -> tuple[SearchSpace, Any]:
+    """The space and its data, loaded once per process (not once per trial)."""
+    key = f"{plan.space}|{sorted(plan.overrides.items())}|{plan.data_dir}"
+    if key not in _DATA_CACHE:
+        space = load_space_for(plan)
+        if plan.data_dir is not None:  # arrays the parent wrote once: memory-mapped
+            from sweep.space.shared import read_shared
+
+            _DATA_CACHE[key] = (space, read_shared(Path(plan.data_dir)))
+        else:
+            _DATA_CACHE[key] = (space, load_checked_data(space))
+    return _DATA_CACHE[key]
+
+
+def work(
+    plan: Plan,
+    progress: Progress,
+    *,
+    index: int = 0,
+    space: SearchSpace | None = None,
+    data: Any = None,
+) -> str:
+    """Run trials of the plan's study in this process; return why it stopped."""
+    import optuna
+
+    from sweep.execution.pruning import make_pruner
+    from sweep.execution.samplers import make_sampler
+
+    if space is None:
+        space, data = loaded(plan)
+    study = optuna.load_study(study_name=plan.study, storage=open_storage(plan.storage))
+    warm(study)  # Optuna's cache of a large study, read in seconds rather than minutes
+    # Reseeded for each trial number before each ask (see next_trial): the same command
+    # asks the same, however often it was killed; workers ask for different numbers.
+    study.sampler = make_sampler(space.settings.sampler, seed=plan.seed, grid=plan.grid)
+    study.pruner = make_pruner(space.settings.pruner, max_epochs=space.settings.epochs)
+    with contextlib.ExitStack() as stack:
+        worker = Worker(Path(plan.artifacts))
+        stack.callback(worker.close)
+        signals = StopSignals(plan.stop_file)
+        signals.install()
+        stack.callback(signals.restore)
+        settings = space.settings
+        tracker = make_trackers(
+            tensorboard=settings.tensorboard,
+            mlflow=settings.mlflow,
+            mlflow_artifacts=settings.mlflow_artifacts,
+            results=Path(plan.results),
+            study=study,
+            warn=progress.message,
+        )
+        stack.callback(tracker.close)
+        session = Session(
+            plan=plan,
+            space=space,
+            data=data,
+            study=study,
+            worker=worker,
+            progress=progress,
+            signals=signals,
+            tracker=tracker or None,
+        )
+        with disk_full_stops(Path(plan.results)):  # asking a trial, writing the table
+            return session.loop()
+        raise AssertionError("unreachable")
