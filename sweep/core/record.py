@@ -3,7 +3,7 @@
 This module is the one place where user-attr keys are spelled: ``TrialRecord``'s
 field names are the trial's attr keys, ``StudyAttr`` names the study's. Everything
 else reads through ``TrialRecord.from_trial`` / ``recorded`` and writes through
-``write`` / ``write_stored`` (tests/test_record_keys.py holds it). No TensorFlow here.
+``write`` / ``write_stored`` (tests/test_record.py holds it). No TensorFlow here.
 """
 
 from __future__ import annotations

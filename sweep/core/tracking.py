@@ -28,7 +28,7 @@ class TrialStart:
 
     number: int
     params: dict[str, Any]  # the values Optuna gave (patience/min_delta when they are asked)
-    # where each value came from: Optuna's distributions (sweep.hparams maps KerasTuner's
+    # where each value came from: Optuna's distributions (sweep.train.hparams maps KerasTuner's
     # hp objects onto them one to one)
     distributions: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)  # epochs done before

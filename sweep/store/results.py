@@ -100,7 +100,7 @@ def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -
 
 def _display(name: str) -> str:
     """``b`` for ``b[a=3]``: a hyperparameter stored under a condition-qualified name (the
-    same name under different conditions, see sweep.hparams) is one column."""
+    same name under different conditions, see sweep.train.hparams) is one column."""
     return name.split("[", 1)[0] if name.endswith("]") else name
 
 

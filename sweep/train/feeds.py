@@ -1,6 +1,6 @@
 """Per-kind training feeds, keyed by (seed, epoch) wherever sweep controls the order.
 
-- arrays: ``sweep.feed.epoch_feed`` (a permutation per (seed, epoch)); memory-mapped
+- arrays: ``sweep.train.feed.epoch_feed`` (a permutation per (seed, epoch)); memory-mapped
   arrays (``--jobs`` workers) are gathered batch by batch with NumPy
   (``sweep.train.memmap``),
   in the same order, never copied whole into a tensor;
