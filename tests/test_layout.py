@@ -87,3 +87,34 @@ def test_no_import_cycle_among_sweeps_modules() -> None:
             if back is not None:
                 cycles.add(" -> ".join((module, *back)))
     assert not cycles, "\n".join(sorted(cycles))
+
+
+PRIVATE = ("_storage", "_trial_id", "_study_id", "_cached_storage", "_heartbeat")
+
+
+def test_optunas_private_names_only_in_store() -> None:
+    """Optuna's private API (a study's storage, a trial's id, its private storage modules)
+    is used in sweep.store alone: anywhere else a change in Optuna would break us unseen."""
+    found = []
+    for path in sorted((REPO / "sweep").rglob("*.py")):
+        if path.relative_to(REPO / "sweep").parts[0] == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = ""
+            if isinstance(node, ast.Attribute) and node.attr in PRIVATE:
+                name = node.attr
+            elif isinstance(node, ast.Attribute) and ast.unparse(node).startswith(
+                "optuna.storages._"
+            ):
+                name = ast.unparse(node)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "optuna.storages._"
+            ):
+                name = str(node.module)
+            elif isinstance(node, ast.Import):
+                name = next(
+                    (a.name for a in node.names if a.name.startswith("optuna.storages._")), ""
+                )
+            if name:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {name}")
+    assert found == []

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweep.core.errors import ConfigError
 from sweep.core.record import StudyAttr, TrialRecord, from_trial, read_study
+from sweep.store.trials import stored_by_number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,15 +86,10 @@ class Study:
 
         total = state_counts(self._optuna).total()
         if 0 <= number < total:
-            return from_trial(self._optuna._storage.get_trial(self._trial_id(number)))
+            return from_trial(stored_by_number(self._optuna, number))
         raise ConfigError(
             f"study {self.name!r}: expected a trial number from 0 to {total - 1}, got {number}"
         )
-
-    def _trial_id(self, number: int) -> int:
-        storage = self._optuna._storage
-        found: int = storage.get_trial_id_from_study_id_trial_number(self._optuna._study_id, number)
-        return found
 
     def _artifacts(self) -> Path:
         text = read_study(self._optuna, StudyAttr.PLAN)

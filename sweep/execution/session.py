@@ -27,7 +27,7 @@ from sweep.core.errors import (
 from sweep.core.interrupts import StopSignals
 from sweep.core.plan import Plan, trial_seed
 from sweep.core.progress import Progress, TrialEvent, TrialStart
-from sweep.core.record import StopReason, from_trial, write, write_stored
+from sweep.core.record import StopReason, from_trial, write
 from sweep.core.tracking import Tracker
 from sweep.execution.samplers import next_number, reseed_for_trial
 from sweep.integrations.trackers import make_trackers
@@ -38,6 +38,7 @@ from sweep.store.ownership import Worker
 from sweep.store.reading import state_counts, waiting
 from sweep.store.results import TableCache, write_table
 from sweep.store.storage import open_storage
+from sweep.store.trials import handle, record_on, stored
 from sweep.store.warm import warm
 
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
@@ -108,11 +109,11 @@ class Session:
                 # and records them: Optuna's cache must know the trial (a KeyError otherwise)
                 self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
                 if rerun.space_change(frozen) is not None:  # allowed (--allow-space-change)
-                    write_stored(self.study._storage, frozen._trial_id, space_changed=True)
+                    record_on(self.study, frozen, space_changed=True)
                 self.progress.message(
                     f"trial {frozen.number} was left running by a process that is gone; resuming it"
                 )
-                return optuna.trial.Trial(self.study, frozen._trial_id), True
+                return handle(self.study, frozen), True
             if self.plan.over_budget():
                 return "time budget spent"
             counts = state_counts(self.study)  # one COUNT, however many trials
@@ -221,7 +222,7 @@ class Session:
 
             self.rows.forget(prune_checkpoints(self.study, plan.keep_checkpoints))
         write_table(self.study, self.table, self.rows)
-        done = from_trial(self.study._storage.get_trial(trial._trial_id))
+        done = from_trial(stored(trial))
         if self.tracker is not None:
             self.tracker.trial_ended(done)
         self.progress.trial_ended(

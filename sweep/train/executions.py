@@ -26,6 +26,7 @@ from typing import Any
 
 from sweep.core.direction import Direction
 from sweep.core.record import CURVE, TrialRecord, execution_key, from_trial, write
+from sweep.store.trials import stored as stored_trial
 from sweep.train.trial import run_trial
 
 SEED_LIMIT = 2**31
@@ -63,8 +64,8 @@ class ExecutionTrial:
 
     def frozen(self) -> Any:
         """The stored trial as this execution sees it: its own attrs and curve."""
-        stored = copy.copy(self._trial.study._storage.get_trial(self._trial._trial_id))
-        stored._user_attrs = dict(self._attrs)
+        stored: Any = copy.copy(stored_trial(self._trial))
+        stored.user_attrs = dict(self._attrs)
         curve = self._attrs.get(CURVE) or {}
         stored._intermediate_values = {int(k): float(v) for k, v in curve.items()}
         return stored
@@ -146,4 +147,4 @@ def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> Trial
     if notes:
         facts["resume_note"] = "; ".join(notes)
     write(trial, **facts)
-    return from_trial(trial.study._storage.get_trial(trial._trial_id))
+    return from_trial(stored_trial(trial))

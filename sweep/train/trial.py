@@ -35,6 +35,7 @@ from sweep.space.hypermodel import (
     objective_from_fit,
 )
 from sweep.space.inputs import InputKind, call_fit_options
+from sweep.store.trials import stored as stored_trial
 from sweep.train.callbacks import user_callbacks
 from sweep.train.gpu import reset_policy_after, set_trial_policy, trial_strategy
 from sweep.train.hparams import OptunaHyperParameters
@@ -385,4 +386,4 @@ def _stored(trial: Any) -> Any:
     frozen = getattr(trial, "frozen", None)
     if callable(frozen):
         return frozen()
-    return trial.study._storage.get_trial(trial._trial_id)
+    return stored_trial(trial)

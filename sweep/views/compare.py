@@ -24,6 +24,7 @@ from sweep.core.record import (
     from_trial,
     read_study,
 )
+from sweep.store.trials import stored_again
 from sweep.views.stopping import StopRule, pad_curves, replay_many
 
 DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
@@ -68,7 +69,7 @@ def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
     for t in found:
         rec = from_trial(t)
         if rec.executions > 1:  # its execution_<e> attrs, read whole
-            whole = study._storage.get_trial(t._trial_id)
+            whole = stored_again(study, t)
             executions = execution_facts(whole)
             curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), executions))
             continue
