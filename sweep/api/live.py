@@ -22,6 +22,7 @@ from sweep.core.progress import (
     TrialStart,
     describe_trial,
 )
+from sweep.core.record import State
 
 _LIVE_ONLY = re.compile(r"trial \d+ (epoch \d+/\d+:|started$|resumed$)")
 
@@ -131,7 +132,11 @@ class LiveProgress:
         self.running_trial = None
         score = event.best_score
         best = None if self.best is None else self.best[2]
-        if event.state == "complete" and score is not None and self.direction.better(score, best):
+        if (
+            event.state is State.COMPLETE
+            and score is not None
+            and self.direction.better(score, best)
+        ):
             self.best = (event.trial, event.monitor, score)
         self.console.print(describe_trial(event), highlight=False, markup=False)
         self._refresh()

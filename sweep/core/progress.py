@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 from sweep.core.durations import format_duration
+from sweep.core.record import State
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,7 +55,7 @@ class RunningTrial:
 @dataclass(frozen=True, kw_only=True)
 class TrialEvent:
     trial: int
-    state: str
+    state: State
     monitor: str
     best_score: float | None
     best_epoch: int | None
@@ -102,7 +103,7 @@ class NullProgress:
 
 
 def describe_trial(event: TrialEvent) -> str:
-    if event.state == "failed":
+    if event.state is State.FAILED:
         took = format_duration(event.duration_s)
         return f"trial {event.trial} failed after {took}: {event.error}"
     score = "-" if event.best_score is None else f"{event.best_score:.6g}"

@@ -29,7 +29,7 @@ from sweep.core.record import StudyAttr, read_study, write_study
 from sweep.core.redaction import redact, redact_text
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
 from sweep.execution.preparation import open_study, probe
-from sweep.execution.session import TooManyFailures, best_so_far, finished, work
+from sweep.execution.session import SweepEnd, TooManyFailures, best_so_far, finished, work
 from sweep.integrations.trackers import tracking_uri
 from sweep.space.files import (
     Functions,
@@ -75,7 +75,7 @@ class SweepSummary:
     table: Path
     finished: int
     target: int
-    stopped_because: str
+    stopped_because: SweepEnd
     best: list[dict[str, Any]]
     test: tuple[int, dict[str, float]] | None = None  # (trial, scores): the best on test data
 
@@ -374,12 +374,13 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
         with start_up_frozen():
             stopped_because = work(plan, both, space=space, data=data)
     write_table(study, table)
-    if study_run is not None and stopped_because == "target reached":
+    if study_run is not None and stopped_because is SweepEnd.TARGET_REACHED:
         study_run.end_study()
     rows = table_rows(study)
     from sweep.train.evaluate import best_on_test
 
-    on_test = best_on_test(study, data) if stopped_because == "target reached" else None
+    reached = stopped_because is SweepEnd.TARGET_REACHED
+    on_test = best_on_test(study, data) if reached else None
     if on_test is not None:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in on_test[1].items())
         logged.message(f"test data: trial {on_test[0]}'s best model scores {scores}")

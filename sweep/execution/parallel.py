@@ -23,6 +23,7 @@ from sweep.core.errors import ConfigError
 from sweep.core.plan import Plan
 from sweep.core.progress import Progress, RunningTrial
 from sweep.core.record import from_trial
+from sweep.execution.session import SweepEnd
 from sweep.store.lookups import BestCache
 
 
@@ -62,7 +63,7 @@ def start_up_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def worker_entry(plan: Plan, index: int, threads: int) -> str:
+def worker_entry(plan: Plan, index: int, threads: int) -> SweepEnd:
     """What each worker process runs: load once, then trials until the study is done."""
     from sweep.core.devices import current, take
     from sweep.core.interrupts import process_owned
@@ -93,7 +94,7 @@ def run_parallel(
     backend: str,
     scheduler: str | None,
     threads: int | None,
-) -> list[str]:
+) -> list[SweepEnd]:
     """Run ``jobs`` workers to the end; return why each stopped."""
     import joblib
 

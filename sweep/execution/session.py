@@ -8,8 +8,9 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.errors import (
     ConfigError,
@@ -27,7 +28,7 @@ from sweep.core.errors import (
 from sweep.core.interrupts import StopSignals
 from sweep.core.plan import Plan, trial_seed
 from sweep.core.progress import Progress, TrialEvent, TrialStart
-from sweep.core.record import StopReason, from_trial, write
+from sweep.core.record import State, StopReason, from_trial, write
 from sweep.core.tracking import Tracker
 from sweep.execution.samplers import next_number, reseed_for_trial
 from sweep.integrations.trackers import make_trackers
@@ -35,18 +36,37 @@ from sweep.space.files import SearchSpace
 from sweep.space.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
 from sweep.space.loading import load_checked_data, load_space_for
 from sweep.store.ownership import Worker
-from sweep.store.reading import state_counts, waiting
+from sweep.store.reading import FINISHED, state_counts, waiting
 from sweep.store.results import TableCache, write_table
 from sweep.store.storage import open_storage
 from sweep.store.trials import handle, record_on, stored
 from sweep.store.warm import warm
 
-FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
-WAIT = "wait"
+if TYPE_CHECKING:
+    import optuna
+
 # A worker with no trial to start (the others' running trials will reach the target)
 # looks again this often: for the target, and for a trial whose owner died. Short, so
 # that the last trials' end is seen at once; each look is a COUNT and a lock.
 WAIT_S = 0.2
+
+
+class SweepEnd(StrEnum):
+    """Why a sweep (or one worker's part of it) starts no more trials."""
+
+    TARGET_REACHED = "target reached"
+    BUDGET_SPENT = "time budget spent"
+
+    @classmethod
+    def of_workers(cls, ends: list[SweepEnd]) -> SweepEnd:
+        """The sweep's end, from each worker's: the budget, if any worker spent it."""
+        return cls.BUDGET_SPENT if cls.BUDGET_SPENT in ends else ends[0]
+
+
+@dataclass(frozen=True)
+class NextTrial:
+    trial: optuna.Trial
+    resumed: bool  # left running by a process that is gone, and resumed here
 
 
 class TooManyFailures(SweepError):
@@ -60,7 +80,7 @@ def finished(study: Any, trials: list[Any] | None = None) -> int:
         from sweep.store.reading import finished_count
 
         return finished_count(study)
-    return sum(1 for t in trials if t.state.name in FINISHED_STATES)
+    return sum(1 for t in trials if t.state.is_finished())
 
 
 def best_so_far(study: Any) -> tuple[int, float] | None:
@@ -91,8 +111,9 @@ class Session:
             return self.signals.requested
         return "budget" if self.plan.over_budget() else None
 
-    def next_trial(self) -> tuple[Any, bool] | str:
-        """A trial to run (and whether it is resumed), or why there is none."""
+    def next_trial(self) -> NextTrial | SweepEnd | None:
+        """A trial to run, or why there is none: the sweep's end, or None while the
+        others' running trials would reach the target (unless their owner dies)."""
         import optuna
 
         with self.worker.claiming():  # check and ask as one step: N workers don't overshoot
@@ -113,22 +134,22 @@ class Session:
                 self.progress.message(
                     f"trial {frozen.number} was left running by a process that is gone; resuming it"
                 )
-                return handle(self.study, frozen), True
+                return NextTrial(handle(self.study, frozen), resumed=True)
             if self.plan.over_budget():
-                return "time budget spent"
+                return SweepEnd.BUDGET_SPENT
             counts = state_counts(self.study)  # one COUNT, however many trials
             running = counts["RUNNING"]
-            done = sum(counts[s] for s in FINISHED_STATES)
+            done = sum(counts[s] for s in FINISHED)
             if done >= self.plan.target:
-                return "target reached"
+                return SweepEnd.TARGET_REACHED
             if done + running >= self.plan.target:
-                return WAIT  # others' trials will reach the target, unless their owner dies
+                return None  # others' trials will reach the target, unless their owner dies
             number = next_number(waiting(self.study)) if counts["WAITING"] else counts.total()
             reseed_for_trial(self.study.sampler, self.plan.seed, number)
             trial = self.study.ask()
             self.worker.mark(trial)
             write(trial, space_fingerprint=space_fingerprint(self.space))
-            return trial, False
+            return NextTrial(trial, resumed=False)
 
     def rerun_check(self) -> RerunCheck:
         return RerunCheck(
@@ -139,19 +160,18 @@ class Session:
             allow_space_change=self.plan.allow_space_change,
         )
 
-    def loop(self) -> str:
+    def loop(self) -> SweepEnd:
         while True:
             if self.signals.requested is not None:
                 raise Interrupted("interrupted before the next trial")
             nxt = self.next_trial()
-            if nxt == WAIT:
+            if nxt is None:
                 time.sleep(WAIT_S)
                 continue
-            if isinstance(nxt, str):
+            if isinstance(nxt, SweepEnd):
                 return nxt
-            trial, resumed = nxt
-            with self.worker.heartbeat(self.study, trial):
-                self.run_one(trial, resumed=resumed)
+            with self.worker.heartbeat(self.study, nxt.trial):
+                self.run_one(nxt.trial, resumed=nxt.resumed)
 
     def disk_full(self, number: int, trial_dir: Path, cause: BaseException) -> DiskFullError:
         """Stop the sweep: no further trial could write either. What one epoch of this
@@ -198,7 +218,7 @@ class Session:
             raise  # nothing was recorded: the trial stays RUNNING, resumable as it was
         except TrialPrunedError:
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            state, error = "pruned", ""
+            state, error = State.PRUNED, ""
             self.failures_in_a_row = 0
         except Exception as exc:  # the one place that maps a trial's exception to its state
             cause = disk_full_cause(exc)
@@ -207,7 +227,7 @@ class Session:
             error = error_text(exc)
             write(trial, error=error, stop_reason=StopReason.FAILED)
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            state = "failed"
+            state = State.FAILED
             self.failures_in_a_row += 1
             if isinstance(exc, ConfigError):
                 fatal = exc  # it would fail every trial: stop the sweep
@@ -215,7 +235,7 @@ class Session:
                 fatal = FatalTrialError(f"trial {trial.number} raised {error}")
         else:
             self.study.tell(trial, record.best_score)
-            state, error = "complete", ""
+            state, error = State.COMPLETE, ""
             self.failures_in_a_row = 0
         if plan.keep_checkpoints is not None:
             from sweep.execution.checkpoints import prune_checkpoints
@@ -272,7 +292,7 @@ def work(
     index: int = 0,
     space: SearchSpace | None = None,
     data: Any = None,
-) -> str:
+) -> SweepEnd:
     """Run trials of the plan's study in this process; return why it stopped."""
     import optuna
 

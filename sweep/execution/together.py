@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweep.core.plan import Plan
 from sweep.core.progress import Progress
+from sweep.execution.session import SweepEnd
 
 if TYPE_CHECKING:
     from sweep.space.shared import SharedCopy
@@ -46,7 +47,7 @@ class Workers:
         self.executor = get_reusable_executor(max_workers=extra, reuse=False)
         self.warming = [self.executor.submit(warm_up, threads) for _ in range(extra)]
 
-    def run(self, plan: Plan) -> list[Future[str]]:
+    def run(self, plan: Plan) -> list[Future[SweepEnd]]:
         from sweep.execution.parallel import worker_entry
 
         return [
@@ -78,7 +79,7 @@ def run_with_parent(
     study: Any,
     space: Any,
     data: Any,
-) -> list[str]:
+) -> list[SweepEnd]:
     """Run the workers and, in this process, worker 0; return why each stopped."""
     from sweep.execution.parallel import Relay, start_up_frozen
     from sweep.execution.session import work
@@ -146,7 +147,7 @@ def run_workers(
     space: Any,
     data: Any,
     restore_gpus: Callable[[], None],
-) -> str:
+) -> SweepEnd:
     """Run the sweep's trials in its workers (with this process as worker 0 where
     ``workers`` were started early); return why they stopped. ``progress`` is what the
     person sees, ``logged`` the log, ``both`` the two."""
@@ -190,4 +191,4 @@ def run_workers(
         signals.restore()
         if shared is not None:
             shared.remove()
-    return "time budget spent" if "time budget spent" in reasons else reasons[0]
+    return SweepEnd.of_workers(reasons)

@@ -21,7 +21,11 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+from optuna.trial import TrialState
+
+# Optuna's finished states by name, for SQL and for the counts by state (a trial object
+# answers ``trial.state.is_finished()``)
+FINISHED = tuple(s.name for s in TrialState if s.is_finished())
 _CHUNK = 500  # trial ids per IN (...) list
 _UNSEEN = object()
 
@@ -254,8 +258,8 @@ def changed(
         for tid, steps in _curves(conn, need).items():
             (new.get(tid) or known[tid]).intermediate_values = steps
     if cache is not None:
-        cache.finished.update({tid: v for tid, v in new.items() if v.state.name in FINISHED})
-        cache.unfinished = {tid for tid, v in new.items() if v.state.name not in FINISHED}
+        cache.finished.update({tid: v for tid, v in new.items() if v.state.is_finished()})
+        cache.unfinished = {tid for tid, v in new.items() if not v.state.is_finished()}
     return list(new.values())
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from sweep.core.atomic import write_text_atomic
 from sweep.core.direction import Direction
 from sweep.core.record import State, from_trial
-from sweep.store.reading import FINISHED, TrialCache, changed
+from sweep.store.reading import TrialCache, changed
 
 FIXED_BEFORE = ["trial", "state"]
 FIXED_AFTER = [
@@ -252,21 +252,21 @@ class TableCache:
     def table_rows(self, study: Any, keys: frozenset[str]) -> list[dict[str, Any]]:
         """Every trial's row, best first, making only the rows not made before."""
         new = changed(study, cache=self.trials, keys=keys)
-        done = [t for t in new if t.state.name in FINISHED]
+        done = [t for t in new if t.state.is_finished()]
         self.views.update({t.number: t for t in done})
         names = self._names(new)
         if names != self.names:  # a new column: every row gets it (rare, and once)
             self.rows, self.order, self.ordered, self.ordered_lines = {}, [], [], []
             self.names, self.redo, done = names, set(), list(self.views.values())
         fresh = done + [self.views[n] for n in sorted(self.redo)]
-        fresh += [t for t in new if t.state.name not in FINISHED]
+        fresh += [t for t in new if not t.state.is_finished()]
         self.redo = set()
         key, cols = sort_key(study.direction.name.lower()), self.columns()
         made = self.order, self.ordered, self.ordered_lines
         for t in fresh:
             row = trial_row(t, names)
             place, line = (key(row), t.number), csv_line(row, cols)
-            if t.state.name in FINISHED:
+            if t.state.is_finished():
                 self.rows[t.number] = row
                 _insert(made, place, row, line)
             else:
@@ -288,7 +288,7 @@ class TableCache:
         """The parameter columns in ``results.param_names`` order (first appearance by
         trial number), from the finished trials seen before and the ``fresh`` ones."""
         for t in fresh:
-            if t.state.name in FINISHED:
+            if t.state.is_finished():
                 _earliest(self.first_seen, t)
         seen = dict(self.first_seen)
         for t in fresh:

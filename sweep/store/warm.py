@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sweep.store.reading import FINISHED, _models, _raw, changed, rdb
+from sweep.store.reading import _models, _raw, changed, rdb
 
 WARM_FROM = 200  # fewer trials than this: Optuna's own read is quick enough
 
@@ -55,7 +55,7 @@ def warm(study: Any, *, at_least: int = WARM_FROM) -> int:
             return 0  # another thread read them meanwhile
         storage._add_trials_to_cache(study._study_id, frozen)
         for t in frozen:  # as _CachedStorage._read_trials_from_remote_storage marks them
-            if t.state.name in FINISHED:
+            if t.state.is_finished():
                 info.last_finished_trial_id = max(info.last_finished_trial_id, t._trial_id)
             else:
                 info.unfinished_trial_ids.add(t._trial_id)
