@@ -184,3 +184,40 @@ def test_work_joins_a_study_as_sweep_worker_does(finished_sweep: Path, tmp_path:
     log = (folder / "results/tiny/sweep.log").read_text()
     assert "worker joined study tiny" in log and "worker done: 3/3 trials finished" in log
     assert len(joined.table()) == 3
+
+
+# What one face has and the other can't: functions instead of a file (the API), and how
+# the terminal shows progress (--plain: plain lines instead of the live display; the
+# API's progress=False: nothing at all).
+API_ONLY = {"build_model", "load_data", "hypermodel", "callbacks", "progress"}
+CLI_ONLY = {"plain"}
+
+
+def test_every_sweep_run_flag_is_a_sweep_run_keyword_and_back() -> None:
+    import argparse
+    import inspect
+
+    from sweep.cli.arguments import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    flags = {a.dest.removeprefix("set_") for a in commands.choices["run"]._actions}
+    keywords = set(inspect.signature(sweep.run).parameters)
+    assert flags - {"help"} - CLI_ONLY == keywords - API_ONLY
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "found"),
+    [
+        ("shuffle_buffer", 0, "--shuffle-buffer: expected"),
+        ("max_retries_per_trial", -1, "--max-retries-per-trial: expected"),
+    ],
+)
+def test_the_settings_only_the_cli_had_reach_the_settings_from_sweep_run(
+    tmp_path: Path, keyword: str, value: int, found: str
+) -> None:
+    """Checked as the space's settings are: the keyword reached them (nothing trains)."""
+    from conftest import write_space
+
+    with pytest.raises(sweep.ConfigError, match=found) as info:
+        sweep.run(write_space(tmp_path), results=tmp_path / "res", **{keyword: value})
+    assert "\n" not in str(info.value)

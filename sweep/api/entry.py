@@ -198,6 +198,7 @@ def run(
     monitor: str | None = None,
     mode: str | None = None,
     batch_size: int | None = None,
+    shuffle_buffer: int | None = None,
     validation_split: float | None = None,
     baseline: float | None = None,
     start_from_epoch: int | None = None,
@@ -209,6 +210,7 @@ def run(
     mlflow: str | bool | None = None,
     mlflow_artifacts: bool | None = None,
     executions_per_trial: int | None = None,
+    max_retries_per_trial: int | None = None,
     study: str | None = None,
     storage: str | None = None,
     storage_file: PathLike | None = None,
@@ -261,6 +263,7 @@ def run(
         "monitor": monitor,
         "mode": mode,
         "batch_size": batch_size,
+        "shuffle_buffer": shuffle_buffer,
         "validation_split": validation_split,
         "baseline": baseline,
         "start_from_epoch": start_from_epoch,
@@ -273,6 +276,7 @@ def run(
         "mlflow": mlflow,
         "mlflow_artifacts": mlflow_artifacts,
         "executions_per_trial": executions_per_trial,
+        "max_retries_per_trial": max_retries_per_trial,
     }
     if data_path is not None:  # a notebook's working folder is not the workers'
         settings["data_path"] = str(Path(data_path).expanduser().resolve())
