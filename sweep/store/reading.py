@@ -21,11 +21,10 @@ from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from optuna.trial import TrialState
-
-# Optuna's finished states by name, for SQL and for the counts by state (a trial object
-# answers ``trial.state.is_finished()``)
-FINISHED = tuple(s.name for s in TrialState if s.is_finished())
+# Optuna's finished states (``TrialState.is_finished()``) by name, for SQL and the counts
+# by state; a trial object answers ``trial.state.is_finished()`` itself. Not computed from
+# TrialState: importing Optuna here would import it (and tqdm) for every reader.
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 _CHUNK = 500  # trial ids per IN (...) list
 _UNSEEN = object()
 

@@ -4,12 +4,13 @@ here and in the rest of ``sweep.store``, nowhere else (``tests/test_layout.py`` 
 
 from __future__ import annotations
 
-from typing import Any
-
-import optuna
-from optuna.trial import FrozenTrial
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.record import write_stored
+
+if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by importing this
+    import optuna
+    from optuna.trial import FrozenTrial
 
 
 def stored(trial: optuna.Trial) -> FrozenTrial:
@@ -34,6 +35,8 @@ def stored_by_number(study: optuna.Study, number: int) -> FrozenTrial:
 def handle(study: optuna.Study, trial: FrozenTrial) -> optuna.Trial:
     """A trial left running by a process that is gone, as a ``Trial`` this process can
     report to and tell (what ``study.ask()`` returns for a new one)."""
+    import optuna
+
     return optuna.trial.Trial(study, trial._trial_id)
 
 
