@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import fcntl
+import json
 import os
 import pty
 import re
@@ -237,15 +238,20 @@ def test_budget_stops_the_running_trial_at_an_epoch_boundary(tmp_path: Path) -> 
     # Only the budget can stop this trial: 2000 epochs, patience 2000.
     settings = {"trials": 5, "epochs": 2000, "patience": 2000}
     space = write_space(tmp_path, settings=settings)
-    budget = 10.0
-    started = time.monotonic()
     code, out, err = run_cli("run", str(space), "--seed", "2", "--timeout", "10s", cwd=tmp_path)
-    took = time.monotonic() - started
     assert code == 0, err
-    assert took < budget + 10, "the running trial was not stopped at the next epoch"
     assert "time budget spent" in out
-    trials = load_study(tmp_path).trials
+    study = load_study(tmp_path)
+    trials = study.trials
     assert len(trials) == 1  # no trial started after the budget
+    # The budget's end as the sweep set it (start-up, which a busy machine slows, is inside
+    # it); the trial ends at the first epoch boundary past it, an epoch here is milliseconds.
+    # (Measured against the process's wall time this failed on a busy CI machine: 29 s.)
+    deadline = json.loads(study.user_attrs["sweep_plan"])["deadline"]
+    (trial,) = trials
+    assert trial.datetime_start.timestamp() < deadline
+    late = trial.datetime_complete.timestamp() - deadline
+    assert 0 <= late < 5, f"the running trial ended {late:.1f} s after the budget"
     (row,) = read_rows(tmp_path)
     assert row["state"] == "complete"
     assert row["stop_reason"] == "budget" and row["early_stopped"] == "false"
