@@ -30,6 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from sweep.core.errors import DiskFullError, disk_full_cause, disk_full_error
+from sweep.core.locks import lock_if_free
 from sweep.space.data import Data
 
 FIELDS = ("x_train", "y_train", "w_train", "x_val", "y_val", "w_val")
@@ -175,17 +176,13 @@ def read_shared(folder: Path) -> Data:
 def _unused(lock: Path) -> bool:
     """Whether no live process holds ``lock`` (taken exclusively and removed if so)."""
     try:
-        fh = lock.open("a")
+        with lock_if_free(lock) as free:
+            if free:
+                shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+                lock.unlink(missing_ok=True)
+            return free
     except OSError:
         return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
-        lock.unlink(missing_ok=True)
-        return True
 
 
 def remove_stale(root: Path) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from sweep.core.locks import lock_if_free
 from sweep.core.record import from_trial, write, write_stored
 
 # A trial asked for but not yet marked with its owner is left alone this long.
@@ -38,16 +39,11 @@ def owner_alive(study_folder: Path, owner: str, *, tidy: bool = False) -> bool:
     """Whether the process that wrote ``owner`` still holds its lock (read-only unless tidy)."""
     path = study_folder / "workers" / f"{owner}.lock"
     try:
-        fh = path.open("a")
+        with lock_if_free(path) as free:
+            if free and tidy:
+                path.unlink(missing_ok=True)  # its owner is gone
+            return not free
     except FileNotFoundError:
-        return False
-    with fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        if tidy:
-            path.unlink(missing_ok=True)  # its owner is gone
         return False
 
 
