@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
 import math
 import shutil
@@ -188,21 +190,76 @@ def test_work_joins_a_study_as_sweep_worker_does(finished_sweep: Path, tmp_path:
 
 # What one face has and the other can't: functions instead of a file (the API), and how
 # the terminal shows progress (--plain: plain lines instead of the live display; the
-# API's progress=False: nothing at all).
+# API's progress=False: nothing at all). Everything else is a field of Settings or RunArgs.
 API_ONLY = {"build_model", "load_data", "hypermodel", "callbacks", "progress"}
 CLI_ONLY = {"plain"}
 
 
-def test_every_sweep_run_flag_is_a_sweep_run_keyword_and_back() -> None:
-    import argparse
-    import inspect
-
+def _subparser(name: str) -> argparse.ArgumentParser:
     from sweep.cli.arguments import build_parser
 
     (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    flags = {a.dest.removeprefix("set_") for a in commands.choices["run"]._actions}
+    parser: argparse.ArgumentParser = commands.choices[name]
+    return parser
+
+
+def _defined() -> dict[str, tuple[object, str]]:
+    """sweep run's options as defined once: name -> sweep.run's (default, annotation). A
+    setting's keyword defaults to None (the space's own) and so also takes None."""
+    from dataclasses import fields
+
+    from sweep.core.options import OPTION, RunArgs
+    from sweep.space.files import Settings
+
+    out: dict[str, tuple[object, str]] = {f.name: (f.default, str(f.type)) for f in fields(RunArgs)}
+    for f in fields(Settings):
+        typed = str(f.type) if str(f.type).endswith("| None") else f"{f.type} | None"
+        out[f.name] = (None, f.metadata[OPTION].keyword or typed)
+    return out
+
+
+def test_every_sweep_run_flag_is_a_sweep_run_keyword_and_back() -> None:
+    flags = {a.dest.removeprefix("set_") for a in _subparser("run")._actions}
     keywords = set(inspect.signature(sweep.run).parameters)
-    assert flags - {"help"} - CLI_ONLY == keywords - API_ONLY
+    assert flags - {"help"} - CLI_ONLY == set(_defined()) == keywords - API_ONLY
+    assert flags & API_ONLY == set() and keywords & CLI_ONLY == set()
+
+
+def test_sweep_runs_signature_is_the_options_fields() -> None:
+    """Written out for help() and IDEs, it has each field's name, default and type."""
+    params = inspect.signature(sweep.run).parameters
+    got = {name: (p.default, p.annotation) for name, p in params.items() if name not in API_ONLY}
+    assert got == _defined()
+    assert params["space"].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in list(params.values())[1:])
+
+
+def test_the_flags_take_the_fields_defaults_and_settings_none() -> None:
+    """Not given, a run option is its field's default (a path parsed, as argparse does),
+    a setting None: the space's own stands."""
+    from dataclasses import fields
+
+    from sweep.cli.arguments import build_parser, requested
+    from sweep.core.options import RunArgs
+
+    args = build_parser().parse_args(["run"])
+    request, settings = requested(args)
+    results = RunArgs().results
+    assert request == RunArgs(results=Path(results))
+    assert set(settings.values()) == {None}
+    for f in fields(RunArgs):
+        if f.name != "results":
+            assert getattr(args, f.name) == f.default
+
+
+def test_sweep_worker_shares_its_flags_with_sweep_work() -> None:
+    from dataclasses import fields
+
+    from sweep.core.options import RunArgs
+
+    flags = {a.dest for a in _subparser("worker")._actions} - {"help", "study"}
+    assert flags <= {f.name for f in fields(RunArgs)}
+    assert flags == set(inspect.signature(sweep.work).parameters) - {"study", "progress"}
 
 
 @pytest.mark.parametrize(

@@ -124,12 +124,6 @@ def test_optunas_private_names_only_in_store() -> None:
 # one split below the limit must leave this list too). Issue 24's item 5 splits the ones
 # on the main path (run_trial, _prepared, run_one, export) into named steps.
 LONG_FUNCTIONS = {
-    "sweep/api/entry.py:run": "one keyword per option with its help; shrinks once options "
-    "are defined once (dataclasses the CLI and sweep.run derive from)",
-    "sweep/cli/arguments.py:build_parser": "one add_argument per flag; derived from the "
-    "option dataclasses once options are defined once",
-    "sweep/cli/main.py:_run": "the flags handed to run_options one by one; goes with the "
-    "option dataclasses",
     "sweep/execution/driver.py:_prepared": "the run prepared, launched and summarised: to be "
     "three steps",
     "sweep/execution/session.py:run_one": "a trial run, told and followed up: to be three steps",

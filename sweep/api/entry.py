@@ -1,8 +1,10 @@
-"""The Python API: ``sweep.run`` and ``sweep.load``, both giving a ``Study``.
+"""The Python API: ``sweep.run``, ``sweep.load`` and ``sweep.work``, each giving a ``Study``.
 
-``run`` takes every setting and option of ``sweep run`` as a keyword argument of the
-same name, and goes through the same ``RunOptions`` and driver as the command. Nothing
-here imports TensorFlow until a sweep trains.
+``run`` takes every setting (``Settings``) and option (``RunArgs``) of ``sweep run`` as a
+keyword argument of the same name, and goes through the same ``RunOptions`` and driver as
+the command. Its signature is written out for ``help()`` and IDEs; tests/test_api.py
+holds it to those dataclasses' fields. Nothing here imports TensorFlow until a sweep
+trains.
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sweep.core.errors import ConfigError, Interrupted
+from sweep.core.options import PathLike, RunArgs
 
 if TYPE_CHECKING:
     from sweep.api.study import Study
     from sweep.core.progress import Progress
     from sweep.execution.driver import RunOptions
+    from sweep.space.files import Functions
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-PathLike = str | os.PathLike[str]
 SEED_MAX = 2**32 - 1
 
 
@@ -105,56 +108,60 @@ def _path(name: str, value: Any) -> Path:
     return Path(value)
 
 
-def run_options(space: PathLike | None, functions: Any, settings: dict[str, Any], **o: Any) -> Any:
+def run_options(
+    request: RunArgs, functions: Functions | None, settings: dict[str, Any]
+) -> RunOptions:
     """``RunOptions`` from ``run``'s keyword arguments (or ``sweep run``'s flags), each
-    checked as the CLI checks it: the one place both build them."""
+    checked as the CLI checks it: the one place both build them. ``settings`` by name,
+    None for a setting not given."""
     from sweep.core.plan import MAX_THREADS
     from sweep.execution.driver import RunOptions
     from sweep.store.storage import storage_from
 
-    if functions is not None and space is not None:
+    if functions is not None and request.space is not None:
         raise ConfigError(
             "sweep.run(): expected a space file or build_model=/load_data=, got both; "
             "pass one of them"
         )
-    if o["backend"] not in ("loky", "dask"):
-        raise ConfigError(f"--backend: expected loky or dask, got {o['backend']!r}")
-    if o["study"] is not None and (not isinstance(o["study"], str) or not o["study"]):
-        raise ConfigError(f"--study: expected a study name, got {o['study']!r}")
-    jobs = _whole("jobs", o["jobs"], 1)
-    if o["storage"] is not None and o["storage_file"] is not None:
+    if request.backend not in ("loky", "dask"):
+        raise ConfigError(f"--backend: expected loky or dask, got {request.backend!r}")
+    if request.study is not None and (not isinstance(request.study, str) or not request.study):
+        raise ConfigError(f"--study: expected a study name, got {request.study!r}")
+    jobs = _whole("jobs", request.jobs, 1)
+    if request.storage is not None and request.storage_file is not None:
         raise ConfigError(
             "sweep.run(): expected storage= or storage_file=, got both; pass one of them"
         )
-    storage_file = None if o["storage_file"] is None else _path("storage_file", o["storage_file"])
-    seed = _whole("seed", o["seed"], 0)
+    storage_file = (
+        None if request.storage_file is None else _path("storage_file", request.storage_file)
+    )
+    seed = _whole("seed", request.seed, 0)
     if seed is not None and seed > SEED_MAX:
         raise ConfigError(f"--seed: expected a whole number from 0 to {SEED_MAX}, got {seed}")
-    options: RunOptions = RunOptions(
-        space="digits_cnn" if space is None else os.fspath(space),
+    return RunOptions(
+        space="digits_cnn" if request.space is None else os.fspath(request.space),
         overrides={k: v for k, v in settings.items() if v is not None},
         functions=functions,
-        study=o["study"],
-        storage=storage_from(o["storage"], storage_file),
-        results_dir=_path("results", o["results"]),
-        artifacts_dir=None if o["artifacts"] is None else _path("artifacts", o["artifacts"]),
-        timeout_s=_timeout(o["timeout"]),
+        study=request.study,
+        storage=storage_from(request.storage, storage_file),
+        results_dir=_path("results", request.results),
+        artifacts_dir=None if request.artifacts is None else _path("artifacts", request.artifacts),
+        timeout_s=_timeout(request.timeout),
         seed=seed,
-        deterministic=bool(o["deterministic"]),
-        max_failures=_whole("max_failures", o["max_failures"], 1, optional=False) or 1,
-        keep_checkpoints=_whole("keep_checkpoints", o["keep_checkpoints"], 0),
-        calibrate=_whole("calibrate", o["calibrate"], 0, optional=False) or 0,
-        jobs=jobs if jobs is not None or o["backend"] == "dask" else 1,
-        threads=_whole("threads", o["threads"], 1, maximum=MAX_THREADS),
-        backend=o["backend"],
-        scheduler=o["scheduler"],
-        force_jobs=bool(o["force_jobs"]),
-        allow_space_change=bool(o["allow_space_change"]),
-        gpus=_gpus(o["gpus"]),
-        gpus_per_trial=_whole("gpus_per_trial", o["gpus_per_trial"], 1, optional=False) or 1,
-        gpu_memory=None if o["gpu_memory"] is None else str(o["gpu_memory"]),
+        deterministic=bool(request.deterministic),
+        max_failures=_whole("max_failures", request.max_failures, 1, optional=False) or 1,
+        keep_checkpoints=_whole("keep_checkpoints", request.keep_checkpoints, 0),
+        calibrate=_whole("calibrate", request.calibrate, 0, optional=False) or 0,
+        jobs=jobs if jobs is not None or request.backend == "dask" else 1,
+        threads=_whole("threads", request.threads, 1, maximum=MAX_THREADS),
+        backend=request.backend,
+        scheduler=request.scheduler,
+        force_jobs=bool(request.force_jobs),
+        allow_space_change=bool(request.allow_space_change),
+        gpus=_gpus(request.gpus),
+        gpus_per_trial=_whole("gpus_per_trial", request.gpus_per_trial, 1, optional=False) or 1,
+        gpu_memory=None if request.gpu_memory is None else str(request.gpu_memory),
     )
-    return options
 
 
 @contextlib.contextmanager
@@ -236,77 +243,41 @@ def run(
 ) -> Study:
     """Run (or continue) a sweep, as ``sweep run`` does; return its ``Study``.
 
-    ``space`` is a search-space file (or a name in search_spaces/); or give the
-    functions of one (``build_model``/``hypermodel`` and ``load_data``, optionally
-    ``callbacks``: ``callbacks(hp)`` returning extra Keras callbacks) and a ``study``
-    name. Settings left None keep the space's own. Ctrl+C (the kernel's interrupt) stops
-    at the end of the epoch, leaves the trial resumable, and raises KeyboardInterrupt;
-    a second one raises at once. Running the same call again continues the study.
-    """
+    ``space`` is a search-space file (or a name in search_spaces/); or give the functions
+    of one (``build_model``/``hypermodel`` and ``load_data``, optionally ``callbacks(hp)``
+    returning extra Keras callbacks) and a ``study`` name. Settings left None keep the
+    space's own. Ctrl+C (the kernel's interrupt) stops at the end of the epoch, leaves the
+    trial resumable, and raises KeyboardInterrupt; a second one raises at once. Running
+    the same call again continues the study."""
+    return _run(dict(locals()))  # the keywords by name (held to RunArgs, Settings: test_api)
+
+
+def _run(given: dict[str, Any]) -> Study:
+    """``run``, its keyword arguments by name."""
+    from dataclasses import fields
+
     from sweep.api.study import Study
     from sweep.execution.driver import load_run_space, run_sweep
-    from sweep.space.files import Functions
+    from sweep.space.files import SETTING_NAMES, Functions
     from sweep.store.storage import default_storage_url
 
-    given = (build_model, load_data, hypermodel)
-    functions = None if all(f is None for f in given) else Functions(*given, callbacks)
-    if callbacks is not None and functions is None:
+    functions = None
+    if any(given[name] is not None for name in ("build_model", "load_data", "hypermodel")):
+        functions = Functions(
+            given["build_model"], given["load_data"], given["hypermodel"], given["callbacks"]
+        )
+    if given["callbacks"] is not None and functions is None:
         raise ConfigError(
             "sweep.run(): callbacks= goes with build_model=/load_data=, got a space file; "
             "define callbacks(hp) in the space file instead"
         )
-    settings = {
-        "trials": trials,
-        "epochs": epochs,
-        "patience": patience,
-        "min_delta": min_delta,
-        "monitor": monitor,
-        "mode": mode,
-        "batch_size": batch_size,
-        "shuffle_buffer": shuffle_buffer,
-        "validation_split": validation_split,
-        "baseline": baseline,
-        "start_from_epoch": start_from_epoch,
-        "sampler": sampler,
-        "pruner": pruner,
-        "first_trial": first_trial,
-        "data_path": data_path,
-        "mixed_precision": mixed_precision,
-        "tensorboard": tensorboard,
-        "mlflow": mlflow,
-        "mlflow_artifacts": mlflow_artifacts,
-        "executions_per_trial": executions_per_trial,
-        "max_retries_per_trial": max_retries_per_trial,
-    }
-    if data_path is not None:  # a notebook's working folder is not the workers'
-        settings["data_path"] = str(Path(data_path).expanduser().resolve())
-    options = run_options(
-        space,
-        functions,
-        settings,
-        study=study,
-        storage=storage,
-        storage_file=storage_file,
-        results=results,
-        artifacts=artifacts,
-        timeout=timeout,
-        seed=seed,
-        deterministic=deterministic,
-        jobs=jobs,
-        threads=threads,
-        backend=backend,
-        scheduler=scheduler,
-        calibrate=calibrate,
-        max_failures=max_failures,
-        keep_checkpoints=keep_checkpoints,
-        force_jobs=force_jobs,
-        allow_space_change=allow_space_change,
-        gpus=gpus,
-        gpus_per_trial=gpus_per_trial,
-        gpu_memory=gpu_memory,
-    )
+    settings = {name: value for name, value in given.items() if name in SETTING_NAMES}
+    if settings["data_path"] is not None:  # a notebook's working folder is not the workers'
+        settings["data_path"] = str(Path(settings["data_path"]).expanduser().resolve())
+    request = RunArgs(**{f.name: given[f.name] for f in fields(RunArgs)})
+    options = run_options(request, functions, settings)
     try:
-        with _progress(progress) as shown:
+        with _progress(given["progress"]) as shown:
             summary = run_sweep(options, shown)
     except Interrupted as exc:
         raise KeyboardInterrupt(str(exc)) from None

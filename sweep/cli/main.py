@@ -10,10 +10,11 @@ import argparse
 import errno
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from sweep.cli.arguments import SETTING_FLAGS, SETTING_SWITCHES, build_parser
+from sweep.cli.arguments import build_parser, requested
 from sweep.core.durations import format_duration
 from sweep.core.errors import ConfigError, SweepError, disk_full_stops
 from sweep.core.interrupts import process_owned
@@ -36,39 +37,9 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.core.progress import PlainProgress
     from sweep.execution.driver import run_sweep
 
-    dests = [flag[1] for flag in SETTING_FLAGS] + [switch[1] for switch in SETTING_SWITCHES]
-    overrides = {
-        dest: getattr(args, f"set_{dest}")
-        for dest in dests
-        if getattr(args, f"set_{dest}") is not None
-    }
-    if args.set_mixed_precision:
-        overrides["mixed_precision"] = True
-    options = run_options(  # as sweep.run builds them (the flags are parsed already)
-        args.space,
-        None,
-        overrides,
-        study=args.study,
-        storage=args.storage,  # --storage-file and $SWEEP_STORAGE resolved by main
-        storage_file=None,
-        results=args.results,
-        artifacts=args.artifacts,
-        timeout=args.timeout,
-        seed=args.seed,
-        deterministic=args.deterministic,
-        jobs=args.jobs,
-        threads=args.threads,
-        backend=args.backend,
-        scheduler=args.scheduler,
-        calibrate=args.calibrate,
-        max_failures=args.max_failures,
-        keep_checkpoints=args.keep_checkpoints,
-        force_jobs=args.force_jobs,
-        allow_space_change=args.allow_space_change,
-        gpus=args.gpus,
-        gpus_per_trial=args.gpus_per_trial,
-        gpu_memory=args.gpu_memory,
-    )
+    request, settings = requested(args)
+    # as sweep.run builds them: --storage-file and $SWEEP_STORAGE were resolved by main
+    options = run_options(replace(request, storage_file=None), None, settings)
     if out.isatty() and not args.plain:
         from sweep.api.live import LiveProgress
 

@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from sweep.core.errors import ConfigError
+from sweep.core.options import (
+    file_path,
+    number,
+    number_or_list,
+    option,
+    whole,
+    whole_or_list,
+)
 from sweep.space.hypermodel import hypermodel_entry, model_entry
 from sweep.space.kerastuner import (
     declared_hyperparameters,
@@ -37,32 +45,80 @@ FIRST_TRIALS = ("sampled", "defaults")
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    """A space's settings. Every field has a CLI flag (``--min-delta`` for ``min_delta``)."""
+    """A space's settings. Every field has a CLI flag (``--min-delta`` for ``min_delta``)
+    and a keyword of ``sweep.run``; either one, None or left out, keeps the space's own.
 
-    monitor: str = "val_loss"
-    mode: str = "auto"
-    epochs: int = 20
-    batch_size: int = 32
-    shuffle_buffer: int = 1024  # sweep's seeded shuffle of a tf.data dataset that has none
-    validation_split: float = 0.2
-    patience: int | list[int] = 3  # a list makes it a hyperparameter of the study
-    min_delta: float | list[float] = 0.0  # likewise
-    baseline: float | None = None
-    start_from_epoch: int = 0
-    trials: int = 10
-    sampler: str = "tpe"
-    pruner: str = (
-        "none"  # Optuna's pruners, checked at each epoch end (see sweep.execution.pruning)
+    On the command line, ``sweep run --help`` lists those that take a value first, then
+    the one whose value may be left out, then the switches (``sweep.cli.arguments``)."""
+
+    monitor: str = option(
+        "val_loss", "metric to monitor, as Keras logs it (e.g. val_accuracy)", parse=str
     )
-    first_trial: str = "sampled"  # "defaults": trial 0 uses every hyperparameter's default
-    data_path: str | None = None  # handed to load_data(data_path=...) when it takes one
-    mixed_precision: bool = False  # Keras' mixed_float16 policy in every trial
-    tensorboard: bool = False  # results/<study>/tensorboard/ (see sweep.integrations.tensorboard)
+    mode: str = option(
+        "auto", f"one of {', '.join(MODES)}; auto is resolved as Keras does", parse=str
+    )
+    epochs: int = option(20, "maximum epochs per trial", parse=whole(1))
+    batch_size: int = option(32, "batch size", parse=whole(1))
+    # sweep's seeded shuffle of a tf.data dataset that has none
+    shuffle_buffer: int = option(
+        1024, "buffer of sweep's per-epoch tf.data shuffle", parse=whole(1)
+    )
+    validation_split: float = option(0.2, "last fraction held out, as Keras does", parse=number)
+    # a list makes it a hyperparameter of the study (patience and min_delta)
+    patience: int | list[int] = option(
+        3,
+        "EarlyStopping patience; a list (2,5,10) makes it a hyperparameter",
+        parse=whole_or_list,
+    )
+    min_delta: float | list[float] = option(
+        0.0,
+        "EarlyStopping min_delta; a list (0,1e-4) makes it a hyperparameter",
+        parse=number_or_list,
+    )
+    baseline: float | None = option(None, "EarlyStopping baseline", parse=number)
+    start_from_epoch: int = option(0, "EarlyStopping start_from_epoch", parse=whole(0))
+    trials: int = option(10, "finished trials the study should have", parse=whole(1))
+    sampler: str = option("tpe", f"Optuna sampler: {', '.join(SAMPLERS)} (default tpe)", parse=str)
+    # Optuna's pruners, checked at each epoch end (see sweep.execution.pruning)
+    pruner: str = option("none", f"Optuna pruner: {', '.join(PRUNERS)} (default none)", parse=str)
+    first_trial: str = option(
+        "sampled",
+        "defaults: trial 0 uses every hyperparameter's default (default: sampled)",
+        parse=str,
+    )
+    # handed to load_data(data_path=...) when it takes one
+    data_path: str | None = option(
+        None,
+        "a local data file, passed to load_data(data_path=...)",
+        parse=file_path,
+        keyword="PathLike | None",
+    )
+    mixed_precision: bool = option(
+        False,
+        "Keras' mixed_float16 policy in every trial (setting mixed_precision)",
+        listed_after="gpu_memory",
+    )
+    # results/<study>/tensorboard/ (see sweep.integrations.tensorboard)
+    tensorboard: bool = option(False, "write results/<study>/tensorboard/ (HParams included)")
     # an MLflow tracking URI, or True: the one in MLFLOW_TRACKING_URI (sweep.integrations.trackers)
-    mlflow: str | bool | None = None
-    mlflow_artifacts: bool = False  # log each trial's best checkpoint to its MLflow run
-    executions_per_trial: int = 1  # KerasTuner's name: train each trial N times, score the mean
-    max_retries_per_trial: int = 0  # KerasTuner's: a trial that raises is rerun from scratch
+    mlflow: str | bool | None = option(
+        None,
+        "log the study and each trial to this MLflow tracking URI (http://... or "
+        "sqlite:///...); alone: the one in MLFLOW_TRACKING_URI",
+        parse=str,
+        alone=True,
+    )
+    mlflow_artifacts: bool = option(False, "log each trial's best checkpoint to MLflow")
+    executions_per_trial: int = option(  # KerasTuner's name
+        1,
+        "train each trial N times; its score is the mean of their best scores",
+        parse=whole(1),
+    )
+    max_retries_per_trial: int = option(  # KerasTuner's
+        0,
+        "rerun a trial that raises from scratch up to N times (KerasTuner's; default 0)",
+        parse=whole(0),
+    )
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
