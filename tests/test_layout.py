@@ -138,8 +138,6 @@ LONG_FUNCTIONS = {
     "Keras' own load_data does it, step by step",
     "sweep/space/files.py:validate_settings": "one check per setting, each a few lines",
     "sweep/train/probe.py:probe_space": "the probe's stages, each naming itself in the error",
-    "sweep/train/trial.py:run_trial": "start or resume, build, fit, conclude: to be a TrialJob "
-    "and its steps",
     "sweep/views/compare.py:compare": "the settings replayed on every curve and summarised",
     "sweep/views/export.py:export": "checks, the verified score, the save, the card: to be steps",
     "sweep/views/stopping.py:replay_many": "Keras' rule replayed for many settings in one "
