@@ -139,7 +139,6 @@ LONG_FUNCTIONS = {
     "sweep/space/files.py:validate_settings": "one check per setting, each a few lines",
     "sweep/train/probe.py:probe_space": "the probe's stages, each naming itself in the error",
     "sweep/views/compare.py:compare": "the settings replayed on every curve and summarised",
-    "sweep/views/export.py:export": "checks, the verified score, the save, the card: to be steps",
     "sweep/views/stopping.py:replay_many": "Keras' rule replayed for many settings in one "
     "pass over each curve (the hot loop of sweep compare at 10,000 trials)",
 }
