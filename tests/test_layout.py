@@ -136,9 +136,7 @@ LONG_FUNCTIONS = {
     "sweep/execution/worker.py:join_sweep": "sweep worker's checks, its devices and its loop",
     "sweep/space/datasets.py:load_imdb": "IMDB read from the archive Keras downloads, as "
     "Keras' own load_data does it, step by step",
-    "sweep/space/files.py:validate_settings": "one check per setting, each a few lines",
     "sweep/train/probe.py:probe_space": "the probe's stages, each naming itself in the error",
-    "sweep/views/compare.py:compare": "the settings replayed on every curve and summarised",
     "sweep/views/stopping.py:replay_many": "Keras' rule replayed for many settings in one "
     "pass over each curve (the hot loop of sweep compare at 10,000 trials)",
 }
