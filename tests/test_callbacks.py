@@ -18,7 +18,7 @@ from test_resume import SLOW, SLOW_SPACE, epochs_done, finish, kill, start, stud
 from sweep.core.errors import Interrupted
 from sweep.space.data import prepare_data
 from sweep.space.files import load_space
-from sweep.train.trial import run_trial
+from sweep.train.trial import TrialJob, run_trial
 
 REFUSED = {
     "EarlyStopping": "use the patience, min_delta, baseline and start_from_epoch settings",
@@ -91,14 +91,16 @@ def _trial_run(folder: Path, trial: Any, stop_after: int | None) -> Any:
         return "interrupted" if stop_after is not None and state["epochs"] >= stop_after else None
 
     return run_trial(
-        trial,
-        space=space,
-        data=data,
-        settings=s,
-        mode="min",
-        trial_dir=folder / "trial",
-        seed=3,
-        stop_request=stop,
+        TrialJob(
+            trial,
+            space=space,
+            data=data,
+            settings=s,
+            mode="min",
+            trial_dir=folder / "trial",
+            seed=3,
+            stop_request=stop,
+        )
     )
 
 

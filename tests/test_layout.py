@@ -127,15 +127,8 @@ LONG_FUNCTIONS = {
     "sweep/execution/driver.py:_prepared": "the run prepared, launched and summarised: to be "
     "three steps",
     "sweep/execution/session.py:run_one": "a trial run, told and followed up: to be three steps",
-    "sweep/execution/worker.py:join_sweep": "sweep worker's checks, its devices and its loop",
     "sweep/space/datasets.py:load_imdb": "IMDB read from the archive Keras downloads, as "
     "Keras' own load_data does it, step by step",
-    "sweep/space/files.py:validate_settings": "one check per setting, each a few lines",
-    "sweep/train/probe.py:probe_space": "the probe's stages, each naming itself in the error",
-    "sweep/train/trial.py:run_trial": "start or resume, build, fit, conclude: to be a TrialJob "
-    "and its steps",
-    "sweep/views/compare.py:compare": "the settings replayed on every curve and summarised",
-    "sweep/views/export.py:export": "checks, the verified score, the save, the card: to be steps",
     "sweep/views/stopping.py:replay_many": "Keras' rule replayed for many settings in one "
     "pass over each curve (the hot loop of sweep compare at 10,000 trials)",
 }

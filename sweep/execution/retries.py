@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sweep.core.errors import SweepError, disk_full_cause, error_text, is_failed_trial, is_fatal
-from sweep.core.record import write
+from sweep.core.record import TrialRecord, write
+
+if TYPE_CHECKING:
+    from sweep.train.trial import TrialJob
 
 
 def retryable(exc: BaseException) -> bool:
@@ -28,24 +30,21 @@ def retryable(exc: BaseException) -> bool:
 
 
 def run_with_retries(
-    trial: Any,
-    *,
-    retries: int,
-    on_retry: Callable[[str], None],
-    **kwargs: Any,
-) -> Any:
-    """``train_trial(trial, **kwargs)`` (``run_trial`` once per execution), rerun from
-    scratch after an exception, ``retries`` times at most; the last exception is raised."""
+    job: TrialJob, *, retries: int, on_retry: Callable[[str], None]
+) -> TrialRecord:
+    """``train_trial(job)`` (``run_trial`` once per execution), rerun from scratch after an
+    exception, ``retries`` times at most; the last exception is raised."""
     from sweep.train.executions import train_trial
 
+    trial = job.trial
     attempt = 0
     while True:
         try:
-            return train_trial(trial, **kwargs)
+            return train_trial(job)
         except Exception as exc:
             from sweep.train.causes import name_bad_file
 
-            name_bad_file(exc, kwargs.get("data"))  # a corrupt image: TensorFlow names none
+            name_bad_file(exc, job.data)  # a corrupt image: TensorFlow names none
             if attempt >= retries or not retryable(exc):
                 raise
             attempt += 1
@@ -53,6 +52,5 @@ def run_with_retries(
                 f"trial {trial.number} raised {error_text(exc)}; rerunning it from scratch "
                 f"(retry {attempt} of {retries}, max_retries_per_trial)"
             )
-            trial_dir: Path = kwargs["trial_dir"]
-            shutil.rmtree(trial_dir, ignore_errors=True)  # its resume point and checkpoint
+            shutil.rmtree(job.trial_dir, ignore_errors=True)  # its resume point and checkpoint
             write(trial, retries=attempt)

@@ -187,6 +187,7 @@ class Session:
         import optuna
 
         from sweep.execution.retries import run_with_retries
+        from sweep.train.trial import TrialJob
 
         plan, settings = self.plan, self.space.settings
         seeded = plan.seed is not None or plan.deterministic
@@ -194,10 +195,8 @@ class Session:
         fatal: SweepError | None = None
         trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
         try:
-            record = run_with_retries(
+            job = TrialJob(
                 trial,
-                retries=settings.max_retries_per_trial,
-                on_retry=self.progress.message,
                 space=self.space,
                 data=self.data,
                 settings=settings,
@@ -210,6 +209,9 @@ class Session:
                 calibration=trial.number < plan.calibrate,
                 on_message=self.progress.message,
                 tracker=self.tracker,
+            )
+            record = run_with_retries(
+                job, retries=settings.max_retries_per_trial, on_retry=self.progress.message
             )
         except Interrupted:
             write_table(self.study, self.table, self.rows)  # the trial stays RUNNING: resumable

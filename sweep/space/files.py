@@ -190,67 +190,74 @@ def validate_settings(raw: Mapping[str, Any], *, path: Path, origin: str) -> dic
             close = difflib.get_close_matches(name, SETTING_NAMES, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(SETTING_NAMES)}"
             raise ConfigError(f"{origin}: unknown setting {name!r}; {hint}")
-        is_int = isinstance(value, int) and not isinstance(value, bool)
-        is_num = (is_int or isinstance(value, float)) and math.isfinite(float(value))
-        if name in ("monitor",):
-            _check(
-                path, name, value, isinstance(value, str) and bool(value), "a metric name", origin
-            )
-        elif name == "mode":
-            _check(path, name, value, value in MODES, "one of auto, min, max", origin)
-        elif name == "sampler":
-            _check(path, name, value, value in SAMPLERS, f"one of {', '.join(SAMPLERS)}", origin)
-        elif name == "pruner":
-            _check(path, name, value, value in PRUNERS, f"one of {', '.join(PRUNERS)}", origin)
-        elif name == "first_trial":
-            ok = value in FIRST_TRIALS
-            _check(path, name, value, ok, f"one of {', '.join(FIRST_TRIALS)}", origin)
-        elif name == "data_path":
-            ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
-            _check(path, name, value, ok, "a file path or None", origin)
-            value = None if value is None else str(value)
-        elif name == "mixed_precision":
-            _check(path, name, value, isinstance(value, bool), "True or False", origin)
-        elif name == "max_retries_per_trial":
-            _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
-        elif name in ("epochs", "batch_size", "trials", "executions_per_trial", "shuffle_buffer"):
-            _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
-        elif name == "patience":
-            items = list(value) if isinstance(value, list | tuple) else [value]
-            ok = bool(items) and all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items
-            )
-            _check(path, name, value, ok, "a whole number >= 0, or a list of them", origin)
-            value = items if isinstance(value, list | tuple) else value
-        elif name == "start_from_epoch":
-            _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
-        elif name == "validation_split":
-            _check(path, name, value, is_num and 0 <= value < 1, "a number in [0, 1)", origin)
-        elif name == "min_delta":
-            items = list(value) if isinstance(value, list | tuple) else [value]
-            ok = bool(items) and all(
-                isinstance(v, int | float)
-                and not isinstance(v, bool)
-                and math.isfinite(v)
-                and v >= 0
-                for v in items
-            )
-            _check(path, name, value, ok, "a number >= 0, or a list of them", origin)
-            floats = [float(v) for v in items]
-            value = floats if isinstance(value, list | tuple) else floats[0]
-        elif name == "baseline":
-            _check(path, name, value, value is None or is_num, "a number or None", origin)
-        elif name in ("tensorboard", "mlflow_artifacts"):
-            _check(path, name, value, isinstance(value, bool), "True or False", origin)
-        elif name == "mlflow":
-            ok = value is None or isinstance(value, bool) or bool(str(value).strip())
-            ok = ok and isinstance(value, str | bool | None)
-            expected = "an MLflow tracking URI, True (the one in MLFLOW_TRACKING_URI) or None"
-            _check(path, name, value, ok, expected, origin)
+        if name in ("patience", "min_delta"):
+            value = _checked_stopping(name, value, path=path, origin=origin)
+        else:
+            value = _checked_setting(name, value, path=path, origin=origin)
         if name == "validation_split" or (name == "baseline" and value is not None):
             value = float(value)
         out[name] = value
     return out
+
+
+def _checked_setting(name: str, value: Any, *, path: Path, origin: str) -> Any:
+    """One setting (but patience and min_delta) checked; its value (data_path: a str)."""
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    is_num = (is_int or isinstance(value, float)) and math.isfinite(float(value))
+    if name in ("monitor",):
+        _check(path, name, value, isinstance(value, str) and bool(value), "a metric name", origin)
+    elif name == "mode":
+        _check(path, name, value, value in MODES, "one of auto, min, max", origin)
+    elif name == "sampler":
+        _check(path, name, value, value in SAMPLERS, f"one of {', '.join(SAMPLERS)}", origin)
+    elif name == "pruner":
+        _check(path, name, value, value in PRUNERS, f"one of {', '.join(PRUNERS)}", origin)
+    elif name == "first_trial":
+        ok = value in FIRST_TRIALS
+        _check(path, name, value, ok, f"one of {', '.join(FIRST_TRIALS)}", origin)
+    elif name == "data_path":
+        ok = value is None or (isinstance(value, str | Path) and bool(str(value)))
+        _check(path, name, value, ok, "a file path or None", origin)
+        value = None if value is None else str(value)
+    elif name == "mixed_precision":
+        _check(path, name, value, isinstance(value, bool), "True or False", origin)
+    elif name == "max_retries_per_trial":
+        _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
+    elif name in ("epochs", "batch_size", "trials", "executions_per_trial", "shuffle_buffer"):
+        _check(path, name, value, is_int and value >= 1, "a whole number >= 1", origin)
+    elif name == "start_from_epoch":
+        _check(path, name, value, is_int and value >= 0, "a whole number >= 0", origin)
+    elif name == "validation_split":
+        _check(path, name, value, is_num and 0 <= value < 1, "a number in [0, 1)", origin)
+    elif name == "baseline":
+        _check(path, name, value, value is None or is_num, "a number or None", origin)
+    elif name in ("tensorboard", "mlflow_artifacts"):
+        _check(path, name, value, isinstance(value, bool), "True or False", origin)
+    elif name == "mlflow":
+        ok = value is None or isinstance(value, bool) or bool(str(value).strip())
+        ok = ok and isinstance(value, str | bool | None)
+        expected = "an MLflow tracking URI, True (the one in MLFLOW_TRACKING_URI) or None"
+        _check(path, name, value, ok, expected, origin)
+    return value
+
+
+def _checked_stopping(name: str, value: Any, *, path: Path, origin: str) -> Any:
+    """patience or min_delta checked: a value, or a list of them (a tuple made a list;
+    min_delta's values floats)."""
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    if name == "patience":
+        ok = bool(items) and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in items
+        )
+        _check(path, name, value, ok, "a whole number >= 0, or a list of them", origin)
+        return items if isinstance(value, list | tuple) else value
+    ok = bool(items) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        for v in items
+    )
+    _check(path, name, value, ok, "a number >= 0, or a list of them", origin)
+    floats = [float(v) for v in items]
+    return floats if isinstance(value, list | tuple) else floats[0]
 
 
 def _check_executions(values: Mapping[str, Any], *, path: Path, origin: str) -> None:

@@ -17,17 +17,21 @@ one from its own resume point.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sweep.core.direction import Direction
 from sweep.core.record import CURVE, TrialRecord, execution_key, from_trial, write
 from sweep.store.trials import stored as stored_trial
-from sweep.train.trial import run_trial
+from sweep.train.trial import TrialJob, run_trial
+
+if TYPE_CHECKING:
+    import optuna
 
 SEED_LIMIT = 2**31
 
@@ -45,7 +49,7 @@ class ExecutionTrial:
     pass through), its own user attrs (kept in ``execution_<e>``), and reports to Optuna
     from the first execution only."""
 
-    def __init__(self, trial: Any, execution: int) -> None:
+    def __init__(self, trial: optuna.Trial, execution: int) -> None:
         self._trial = trial
         self.execution = execution
         self._key = execution_key(execution)
@@ -80,12 +84,13 @@ class ExecutionTrial:
             self._trial.report(value, step)
 
 
-def train_trial(trial: Any, *, settings: Any, trial_dir: Path, **kwargs: Any) -> TrialRecord:
+def train_trial(job: TrialJob) -> TrialRecord:
     """``run_trial``, or with ``executions_per_trial`` > 1 that many executions of it."""
+    settings, trial_dir = job.settings, job.trial_dir
     count = int(getattr(settings, "executions_per_trial", 1))
     if count <= 1:
-        return run_trial(trial, settings=settings, trial_dir=trial_dir, **kwargs)
-    seed = kwargs.pop("seed", None)
+        return run_trial(job)
+    trial = cast("optuna.Trial", job.trial)  # the session's trial: executions are made here
     write(trial, executions=count, monitor=settings.monitor, max_epochs=settings.epochs)
     done: list[dict[str, Any]] = []
     for e in range(count):
@@ -96,11 +101,7 @@ def train_trial(trial: Any, *, settings: Any, trial_dir: Path, **kwargs: Any) ->
             done.append(ex.user_attrs)  # finished before an interruption: kept
             continue
         run_trial(
-            ex,
-            settings=settings,
-            trial_dir=ex_dir,
-            seed=execution_seed(seed, e),
-            **kwargs,
+            dataclasses.replace(job, trial=ex, trial_dir=ex_dir, seed=execution_seed(job.seed, e))
         )
         done.append(ex.user_attrs)
     return _summarise(trial, done, trial_dir)
@@ -118,7 +119,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def _summarise(trial: Any, done: list[dict[str, Any]], trial_dir: Path) -> TrialRecord:
+def _summarise(trial: optuna.Trial, done: list[dict[str, Any]], trial_dir: Path) -> TrialRecord:
     """The trial's own record: the mean of the best scores, the best execution's model."""
     best = _best_execution(done)
     chosen = done[best]

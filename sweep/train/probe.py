@@ -115,14 +115,12 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     trial.
     """
     import keras_tuner
-    import optuna
 
     hp = keras_tuner.HyperParameters()
     if space.declared is not None:
         hp.merge(space.declared)
     hypermodel = hasattr(space.build_model, "__self__")
     stage = "hypermodel.build(hp)" if hypermodel else "build_model(hp)"
-    source = "monitor"
     try:
         model = build(space, hp)
         stage = "callbacks(hp)"
@@ -133,18 +131,7 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
             options = call_fit_options(space.fit_options, hp, origin=origin)
             check_finite(data, options, origin=origin)
         stage = "model.fit on 8 samples" if space.fit is None else "hypermodel.fit(hp, model, ...)"
-        keys = logged_keys(space, hp, model, data)
-        monitor = space.settings.monitor
-        if not isinstance(keys, list):
-            source, mode = "fit", fit_objective_mode(space, keys)
-        elif monitor not in keys:
-            raise MonitorMissingError(
-                f"search space {space.path}: {missing_monitor_message(monitor, keys)}"
-            )
-        else:
-            mode = resolve_mode(
-                model, monitor, space.settings.mode, origin=f"search space {space.path}"
-            )
+        source, mode = _objective(space, model, logged_keys(space, hp, model, data))
     except ConfigError:
         raise
     except Exception as exc:
@@ -158,6 +145,38 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
         ) from None
     finally:
         keras.backend.clear_session()
+    _check_distributions(space, hp)
+    notes = () if source == "monitor" else (fit_source_note(space.settings.monitor, mode),)
+    return Probe(
+        mode=mode,
+        hyperparameters=list(hp.space),
+        defaults=dict(hp.values),
+        objective_source=source,
+        notes=notes,
+    )
+
+
+def _objective(space: SearchSpace, model: Any, keys: Any) -> tuple[str, str]:
+    """Where the trials' objective comes from and its direction: the monitor among the
+    keys Keras logged (its mode resolved), or what a HyperModel's fit returned (``keys``
+    is not a list then)."""
+    monitor = space.settings.monitor
+    if not isinstance(keys, list):
+        return "fit", fit_objective_mode(space, keys)
+    if monitor not in keys:
+        raise MonitorMissingError(
+            f"search space {space.path}: {missing_monitor_message(monitor, keys)}"
+        )
+    return "monitor", resolve_mode(
+        model, monitor, space.settings.mode, origin=f"search space {space.path}"
+    )
+
+
+def _check_distributions(space: SearchSpace, hp: Any) -> None:
+    """Every hyperparameter the probe saw maps onto an Optuna distribution (asked of a
+    scratch study in memory; a name two hyperparameters share, by its qualified name)."""
+    import optuna
+
     scratch = optuna.create_study(storage=optuna.storages.InMemoryStorage())
     for h in hp.space:
         try:
@@ -174,14 +193,6 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
                 f"search space {space.path}: hyperparameter {h.name!r} is not a valid Optuna "
                 f"range: {exc}; fix its bounds"
             ) from None
-    notes = () if source == "monitor" else (fit_source_note(space.settings.monitor, mode),)
-    return Probe(
-        mode=mode,
-        hyperparameters=list(hp.space),
-        defaults=dict(hp.values),
-        objective_source=source,
-        notes=notes,
-    )
 
 
 def fit_source_note(monitor: str, mode: str) -> str:

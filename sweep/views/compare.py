@@ -9,7 +9,7 @@ import io
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,12 +20,16 @@ from sweep.core.record import (
     CURVE,
     StopReason,
     StudyAttr,
+    TrialRecord,
     execution_facts,
     from_trial,
     read_study,
 )
 from sweep.store.trials import stored_again
 from sweep.views.stopping import StopRule, pad_curves, replay_many
+
+if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by importing this
+    import optuna
 
 DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
 DEFAULT_MIN_DELTA = (0.0, 1e-4, 1e-3)
@@ -53,7 +57,7 @@ class SettingResult:
     top5_overlap: int  # of the recorded top 5, how many stay in the top 5 (uncensored trials)
 
 
-def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
+def recorded_curves(study: optuna.Study, trials: list[Any] | None = None) -> list[Curve]:
     """Complete and pruned trials' curves, from the values reported to Optuna each epoch
     (``trials``: read before, without their curves)."""
     from sweep.store.reading import curves as read_curves
@@ -115,7 +119,9 @@ def _ends_at(reason: Any, stop_epoch: int, max_epochs: int) -> int:
     return stop_epoch if reason == StopReason.CALLBACK else max_epochs
 
 
-def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[int], set[float]]:
+def recorded_settings(
+    study: optuna.Study, trials: list[Any] | None = None
+) -> tuple[set[int], set[float]]:
     """The patience and min_delta values the study's trials ran with."""
     from sweep.store.reading import trials as read_trials
 
@@ -143,7 +149,7 @@ def checked_settings(patience: Any, min_delta: Any) -> tuple[list[int], list[flo
 
 
 def compare(
-    study: Any,
+    study: optuna.Study,
     *,
     patience: int | list[int],
     min_delta: float | list[float],
@@ -163,17 +169,7 @@ def compare(
             "found none; run some trials first"
         )
     first = from_trial(next(t for t in trials if t.number == curves[0].trial))
-    rules = [
-        StopRule(
-            mode=mode,
-            patience=p,
-            min_delta=d,
-            baseline=first.baseline,
-            start_from_epoch=int(first.start_from_epoch or 0),
-        )
-        for p in patience
-        for d in min_delta
-    ]
+    rules = _rules(mode, first, patience, min_delta)
     padded, lengths = pad_curves([c.values for c in curves])
     table = replay_many(padded, lengths, np.array([c.max_epochs for c in curves]), rules)
     sign = Direction.from_mode(mode).sign  # lower is better after multiplying by sign
@@ -188,17 +184,7 @@ def compare(
         score = table.best_score[i] * sign
         n = int(known.sum())
         regret = score[known] - recorded[known]
-        if not known[best_index]:
-            still = "unknown"
-        else:
-            rivals = np.delete(np.arange(len(curves)), best_index)
-            beaten = any(
-                (known[j] and score[j] < score[best_index])
-                or (not known[j] and prefix_best[j] < score[best_index])
-                for j in rivals
-            )
-            unsure = any(not known[j] for j in rivals)
-            still = "no" if beaten else ("unknown" if unsure else "yes")
+        still = _still_best(known, score, prefix_best, best_index)
         known_idx = np.flatnonzero(known)
         ranked = known_idx[np.argsort(score[known], kind="stable")][:5]
         saved = 0.0
@@ -220,6 +206,40 @@ def compare(
             )
         )
     return results
+
+
+def _rules(
+    mode: str, first: TrialRecord, patience: list[int], min_delta: list[float]
+) -> list[StopRule]:
+    """Every pair of the settings asked for, with the study's baseline and start_from_epoch
+    (as its first trial with a curve recorded them)."""
+    return [
+        StopRule(
+            mode=mode,
+            patience=p,
+            min_delta=d,
+            baseline=first.baseline,
+            start_from_epoch=int(first.start_from_epoch or 0),
+        )
+        for p in patience
+        for d in min_delta
+    ]
+
+
+def _still_best(known: Any, score: Any, prefix_best: Any, best_index: int) -> str:
+    """Whether the recorded best trial would still be best under a rule (scores multiplied
+    by the direction's sign, lower is better): "yes", "no", or "unknown" where a censored
+    trial (whose best so far is ``prefix_best``) might still beat it."""
+    if not known[best_index]:
+        return "unknown"
+    rivals = np.delete(np.arange(len(known)), best_index)
+    beaten = any(
+        (known[j] and score[j] < score[best_index])
+        or (not known[j] and prefix_best[j] < score[best_index])
+        for j in rivals
+    )
+    unsure = any(not known[j] for j in rivals)
+    return "no" if beaten else ("unknown" if unsure else "yes")
 
 
 COLUMNS = [f.name for f in fields(SettingResult)]

@@ -11,15 +11,15 @@ import math
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sweep.core.atomic import write_text_atomic
 from sweep.core.errors import ConfigError, SweepError, error_text
 from sweep.core.plan import Plan
-from sweep.core.record import StudyAttr, from_trial, read_study
-from sweep.space.data import data_fingerprint, fingerprint
+from sweep.core.record import StudyAttr, TrialRecord, from_trial, read_study
+from sweep.space.data import Data, data_fingerprint, fingerprint
 from sweep.views.destination import (
     card_path,
     check_destination,
@@ -28,6 +28,12 @@ from sweep.views.destination import (
     remove_partial,
     staging_path,
 )
+
+if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by importing this
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from sweep.space.files import SearchSpace
 
 TOLERANCE = 1e-5
 
@@ -60,7 +66,7 @@ class Exported:
         return self.best_score
 
 
-def choose_trial(study: Any, number: int | None) -> Any:
+def choose_trial(study: optuna.Study, number: int | None) -> FrozenTrial:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if not complete:
         raise ConfigError(
@@ -83,7 +89,7 @@ def choose_trial(study: Any, number: int | None) -> Any:
     )
 
 
-def check_same_data(study: Any, data: Any) -> None:
+def check_same_data(study: optuna.Study, data: Data) -> None:
     """The validation data must be what the sweep trained on (recorded when it started)."""
     from sweep.space.inputs import InputKind
 
@@ -113,82 +119,154 @@ def _same(a: float, b: float) -> bool:
 
 
 def export(
-    study: Any,
+    study: optuna.Study,
     *,
     trial_number: int | None,
     out: Path,
     fmt: str | None,
     force: bool,
-    space: Any = None,
+    space: SearchSpace | None = None,
 ) -> Exported:
-    """``space``: the study's SearchSpace if already loaded (functions from sweep.run)."""
+    """Export trial ``trial_number``'s best model (None: the best trial's) to ``out``,
+    verified, with its model card beside it: the checks, the checkpoint's verified score,
+    the save (verified again), the card. ``space``: the study's SearchSpace if already
+    loaded (functions from sweep.run)."""
     import keras
-
-    from sweep.space.loading import load_checked_data, load_space_for
-    from sweep.train.evaluate import test_scores, validation_score
 
     fmt = output_format(out, fmt)
     check_destination(out, force=force, fmt=fmt)
     trial = choose_trial(study, trial_number)
-    rec = from_trial(trial)
-    checkpoint = rec.checkpoint
-    if not checkpoint or not checkpoint.is_file():
-        raise ConfigError(
-            f"trial {trial.number}: its checkpoint {checkpoint or '(none)'} is gone "
-            "(deleted by --keep-checkpoints, or moved); export another trial with --trial N"
-        )
-    monitor = str(rec.monitor)
-    if not monitor.startswith("val_"):
-        raise ConfigError(
-            f"trial {trial.number}: monitor {monitor!r} is a training metric, which can't be "
-            "reproduced by evaluating the saved model; export verifies val_* monitors only"
-        )
-    plan_text = read_study(study, StudyAttr.PLAN)
-    if plan_text is None:
-        raise ConfigError(f"study {study.study_name!r} has no sweep plan; it was not made by sweep")
-    if space is None:
-        space = load_space_for(Plan.from_json(plan_text, storage=""))
-    data = load_checked_data(space)
-    if data.x_val is None:
-        raise ConfigError(f"search space {space.path}: no validation data to verify against")
-    check_same_data(study, data)
-    metric = monitor.removeprefix("val_")
-    batch = int(rec.batch_size or 32)
-    recorded = float(rec.best_score)  # type: ignore[arg-type]
-    own = rec.best_execution_score if rec.executions > 1 else None
-    expected = recorded if own is None else float(own)  # the model is one execution's
-    said = "the table says" if own is None else f"the table says execution {rec.best_execution}"
-    from_fit = rec.objective_source == "fit"
+    check = _Verification.of(study, from_trial(trial), space)
+    model = keras.saving.load_model(check.checkpoint, safe_mode=True)
+    score = check.score(model, f"trial {trial.number}: its checkpoint")
+    verified, serving_diff, test_score = _save(check, model, score, out=out, fmt=fmt)
+    rec = check.rec
+    done = Exported(
+        path=out,
+        card=card_path(out),
+        trial=trial.number,
+        monitor=check.monitor,
+        best_score=check.recorded,
+        verified_score=verified,
+        test_score=test_score,
+        format=fmt,
+        executions=rec.executions,
+        best_execution=rec.best_execution,
+        best_execution_score=check.own,
+    )
+    card = _card(study.study_name, check, done, serving_diff)
+    write_text_atomic(card_path(out), json.dumps(card, indent=2, default=str) + "\n")
+    return done
 
-    def verified_score(candidate: Any, what: str) -> float:
+
+@dataclass(frozen=True)
+class _Verification:
+    """What an exported model must reproduce: the table's best_score (its execution's own,
+    where the trial trained several), evaluated on the validation data the sweep used."""
+
+    rec: TrialRecord
+    checkpoint: Path
+    space: SearchSpace
+    data: Data
+
+    @classmethod
+    def of(cls, study: optuna.Study, rec: TrialRecord, space: SearchSpace | None) -> _Verification:
+        """The checks before any model is loaded: the trial's checkpoint is there, its
+        monitor is a validation metric, the study has its plan, and the validation data is
+        the sweep's."""
+        from sweep.space.loading import load_checked_data, load_space_for
+
+        checkpoint = rec.checkpoint
+        if not checkpoint or not checkpoint.is_file():
+            raise ConfigError(
+                f"trial {rec.number}: its checkpoint {checkpoint or '(none)'} is gone "
+                "(deleted by --keep-checkpoints, or moved); export another trial with --trial N"
+            )
+        monitor = str(rec.monitor)
+        if not monitor.startswith("val_"):
+            raise ConfigError(
+                f"trial {rec.number}: monitor {monitor!r} is a training metric, which can't be "
+                "reproduced by evaluating the saved model; export verifies val_* monitors only"
+            )
+        plan_text = read_study(study, StudyAttr.PLAN)
+        if plan_text is None:
+            raise ConfigError(
+                f"study {study.study_name!r} has no sweep plan; it was not made by sweep"
+            )
+        if space is None:
+            space = load_space_for(Plan.from_json(plan_text, storage=""))
+        data = load_checked_data(space)
+        if data.x_val is None:
+            raise ConfigError(f"search space {space.path}: no validation data to verify against")
+        check_same_data(study, data)
+        return cls(rec=rec, checkpoint=checkpoint, space=space, data=data)
+
+    @property
+    def monitor(self) -> str:
+        return str(self.rec.monitor)
+
+    @property
+    def batch(self) -> int:
+        return int(self.rec.batch_size or 32)
+
+    @property
+    def recorded(self) -> float:
+        """The trial's best_score, as the table has it."""
+        return float(self.rec.best_score)  # type: ignore[arg-type]
+
+    @property
+    def own(self) -> float | None:
+        """The model's execution's own best score, where the trial trained several."""
+        return self.rec.best_execution_score if self.rec.executions > 1 else None
+
+    def score(self, candidate: Any, what: str) -> float:
         """``candidate``'s score on the validation data; it must be the table's best_score."""
+        from sweep.train.evaluate import validation_score
+
+        number, monitor, checkpoint = self.rec.number, self.monitor, self.checkpoint
         try:
-            score = validation_score(candidate, data, metric, batch)
+            score = validation_score(candidate, self.data, monitor.removeprefix("val_"), self.batch)
         except Exception as exc:
-            if space.fit is None:
+            if self.space.fit is None:
                 raise
             raise ConfigError(
-                f"trial {trial.number}: its model cannot be evaluated on load_data()'s "
+                f"trial {number}: its model cannot be evaluated on load_data()'s "
                 f"validation data ({error_text(exc)}); the HyperModel's fit changes the data "
                 f"before training (resizing, for example), so export cannot verify it; load "
                 f"{checkpoint} with keras.saving.load_model instead"
             ) from None
-        if not _same(score, expected):
-            if from_fit:
-                raise ConfigError(
-                    f"trial {trial.number}: its best_score is what hypermodel.fit returned "
-                    f"(objective_source fit), and evaluating the model gives {monitor}="
-                    f"{score:.8g}, not {recorded:.8g}; export verifies only scores that "
-                    f"model.evaluate reproduces: load {checkpoint} with keras.saving.load_model"
-                )
-            raise VerificationError(
-                f"{what} scores {monitor}={score:.8g} on the validation data, {said} "
-                f"{expected:.8g}; not exported"
+        own, recorded = self.own, self.recorded
+        expected = recorded if own is None else float(own)  # the model is one execution's
+        if _same(score, expected):
+            return score
+        if self.rec.objective_source == "fit":
+            raise ConfigError(
+                f"trial {number}: its best_score is what hypermodel.fit returned "
+                f"(objective_source fit), and evaluating the model gives {monitor}="
+                f"{score:.8g}, not {recorded:.8g}; export verifies only scores that "
+                f"model.evaluate reproduces: load {checkpoint} with keras.saving.load_model"
             )
-        return score
+        said = "the table says"
+        if own is not None:
+            said += f" execution {self.rec.best_execution}"
+        raise VerificationError(
+            f"{what} scores {monitor}={score:.8g} on the validation data, {said} "
+            f"{expected:.8g}; not exported"
+        )
 
-    model = keras.saving.load_model(checkpoint, safe_mode=True)
-    score = verified_score(model, f"trial {trial.number}: its checkpoint")
+
+def _save(
+    check: _Verification, model: Any, score: float, *, out: Path, fmt: str
+) -> tuple[float, float | None, dict[str, float] | None]:
+    """Write the model where it goes, through a staging path (a failed check leaves nothing
+    behind): a .keras file reloaded and verified again, or a SavedModel whose serving
+    signature must predict what the model does. Returns the verified score, the serving
+    signature's largest difference (SavedModel) and the scores on the test data, if any."""
+    import keras
+
+    from sweep.train.evaluate import test_scores
+
+    data, batch = check.data, check.batch
     serving_diff: float | None = None
     staged = staging_path(out, fmt)
     remove_partial(staged)  # a kill during an earlier export left it
@@ -196,7 +274,7 @@ def export(
         if fmt == "keras":
             model.save(staged)
             reloaded = keras.saving.load_model(staged, safe_mode=True)
-            verified = verified_score(reloaded, f"the exported {out.name}")
+            verified = check.score(reloaded, f"the exported {out.name}")
         else:
             model.export(str(staged), format="tf_saved_model", verbose=False)
             serving_diff = _check_savedmodel(model, staged, _first_inputs(data), batch)
@@ -205,14 +283,22 @@ def export(
         move_into_place(staged, out)
     finally:
         remove_partial(staged)
-    card = {
-        "study": study.study_name,
-        "trial": trial.number,
-        "params": trial.params,
-        "monitor": monitor,
+    return verified, serving_diff, test_score
+
+
+def _card(
+    study_name: str, check: _Verification, done: Exported, serving_diff: float | None
+) -> dict[str, Any]:
+    """The model card: where the model comes from, how it scored, what made it."""
+    rec, data = check.rec, check.data
+    return {
+        "study": study_name,
+        "trial": done.trial,
+        "params": rec.params,
+        "monitor": done.monitor,
         "mode": rec.mode,
-        "best_score": recorded,
-        "verified_score": verified,
+        "best_score": done.best_score,
+        "verified_score": done.verified_score,
         **_executions_card(rec),
         "serving_max_abs_diff": serving_diff,
         "best_epoch": rec.best_epoch,
@@ -220,9 +306,9 @@ def export(
         "max_epochs": rec.max_epochs,
         "patience": rec.patience,
         "min_delta": rec.min_delta,
-        "test_score": test_score,
-        "format": fmt,
-        "source_checkpoint": str(checkpoint),
+        "test_score": done.test_score,
+        "format": done.format,
+        "source_checkpoint": str(check.checkpoint),
         "data_fingerprint": {
             "train": data_fingerprint(data, 0),
             "validation": data_fingerprint(data, 1),
@@ -230,20 +316,6 @@ def export(
         "versions": _versions(),
         "exported_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    write_text_atomic(card_path(out), json.dumps(card, indent=2, default=str) + "\n")
-    return Exported(
-        path=out,
-        card=card_path(out),
-        trial=trial.number,
-        monitor=monitor,
-        best_score=recorded,
-        verified_score=verified,
-        test_score=test_score,
-        format=fmt,
-        executions=rec.executions,
-        best_execution=rec.best_execution,
-        best_execution_score=own,
-    )
 
 
 def _executions_card(rec: Any) -> dict[str, Any]:
