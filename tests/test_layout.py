@@ -130,9 +130,6 @@ LONG_FUNCTIONS = {
     "option dataclasses once options are defined once",
     "sweep/cli/main.py:_run": "the flags handed to run_options one by one; goes with the "
     "option dataclasses",
-    "sweep/execution/driver.py:_prepared": "the run prepared, launched and summarised: to be "
-    "three steps",
-    "sweep/execution/session.py:run_one": "a trial run, told and followed up: to be three steps",
     "sweep/execution/worker.py:join_sweep": "sweep worker's checks, its devices and its loop",
     "sweep/space/datasets.py:load_imdb": "IMDB read from the archive Keras downloads, as "
     "Keras' own load_data does it, step by step",

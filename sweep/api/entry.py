@@ -22,7 +22,7 @@ from sweep.core.errors import ConfigError, Interrupted
 
 if TYPE_CHECKING:
     from sweep.api.study import Study
-    from sweep.core.progress import Progress
+    from sweep.core.observers import Observer
     from sweep.execution.driver import RunOptions
 
 P = ParamSpec("P")
@@ -158,14 +158,15 @@ def run_options(space: PathLike | None, functions: Any, settings: dict[str, Any]
 
 
 @contextlib.contextmanager
-def _progress(show: bool) -> Iterator[Progress]:
+def _progress(show: bool) -> Iterator[Observer]:
     """Where a run's progress goes: a display that updates in place in Jupyter, the
     live display on a terminal, plain lines otherwise, nowhere with ``progress=False``."""
     from sweep.api.notebook import NotebookProgress, in_notebook
-    from sweep.core.progress import NullProgress, PlainProgress
+    from sweep.core.observers import Observer
+    from sweep.core.progress import PlainProgress
 
     if not show:
-        yield NullProgress()
+        yield Observer()  # sees nothing
     elif in_notebook():
         import warnings
 

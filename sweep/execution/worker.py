@@ -11,7 +11,8 @@ from pathlib import Path
 from sweep.core.devices import current as current_devices
 from sweep.core.devices import discover_gpus, plan_devices
 from sweep.core.errors import disk_full_stops
-from sweep.core.progress import FanOut, PlainProgress, Progress
+from sweep.core.observers import Observer, Observers
+from sweep.core.progress import PlainProgress
 from sweep.core.redaction import redact
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
 from sweep.execution.session import finished, work
@@ -26,7 +27,7 @@ def join_sweep(
     artifacts_dir: Path | None,
     jobs: int,
     threads: int | None,
-    progress: Progress,
+    progress: Observer,
     force_jobs: bool = False,
 ) -> str:
     """``sweep worker``: run trials of a study that ``sweep run --storage URL`` created."""
@@ -55,7 +56,7 @@ def join_sweep(
         plan, devices=plan_devices(None, per_trial=1, memory_mb=None, listed=listed, env=os.environ)
     )
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
-        both = FanOut(progress, PlainProgress(log, epochs=True))
+        both = Observers(progress, PlainProgress(log, epochs=True))
         if note is not None:
             both.message(note)
         both.message(

@@ -24,9 +24,8 @@ from sweep.core.errors import (
     TrialFailedError,
     TrialPrunedError,
 )
-from sweep.core.progress import EpochEvent
+from sweep.core.observers import Observer, TrialBuilt
 from sweep.core.record import StopReason, TrialRecord, from_trial, recorded, write
-from sweep.core.tracking import Tracker, TrialStart
 from sweep.space.data import Data
 from sweep.space.files import SearchSpace, Settings
 from sweep.space.fingerprint import ResumeRefused, settings_conflict, started_with
@@ -93,11 +92,10 @@ def run_trial(
     trial_dir: Path,
     seed: int | None = None,
     deterministic: bool = False,
-    on_epoch: Callable[[EpochEvent], None] | None = None,
+    observer: Observer | None = None,
     stop_request: Callable[[], str | None] | None = None,
     calibration: bool = False,
     on_message: Callable[[str], None] | None = None,
-    tracker: Tracker | None = None,
 ) -> TrialRecord:
     """Train one trial, or continue it from its resume point if it has one.
 
@@ -158,10 +156,9 @@ def run_trial(
         stopper=stopper,
         history_path=history_path,
         report=lambda value, step: trial.report(value, step),
-        on_epoch=on_epoch,
+        observer=observer,
         stop_request=stop_request,
         should_prune=None if calibration or settings.pruner == "none" else trial.should_prune,
-        tracker=tracker,
     )
     done = 0
     if state is not None:
@@ -185,8 +182,8 @@ def run_trial(
             hp.merge(space.declared)
         with trial_strategy().scope():  # MirroredStrategy where a trial spans devices
             model = build(space, hp)
-            if tracker is not None:  # the hyperparameters are known now
-                _track_start(trial, tracker, state, settings.monitor)
+            if observer is not None:  # the hyperparameters are known now
+                _built(trial, observer, state, settings.monitor)
             user = user_callbacks(space, hp, recorder, resumed=state is not None)
             write(trial, **user.attrs)
             if state is not None:
@@ -311,16 +308,16 @@ def fit_inputs(
     )
 
 
-def _track_start(trial: Any, tracker: Tracker, state: Any, monitor: str) -> None:
-    start = TrialStart(
-        number=trial.number,
+def _built(trial: Any, observer: Observer, state: Any, monitor: str) -> None:
+    built = TrialBuilt(
+        trial=trial.number,
         params=dict(trial.params),
         distributions=dict(trial.distributions),
         history=[] if state is None else [dict(row) for row in state.history],
         attrs=dict(trial.user_attrs),
         monitor=monitor,
     )
-    write(trial, **tracker.trial_started(start))  # e.g. mlflow_run_id
+    write(trial, **observer.trial_built(built))  # e.g. mlflow_run_id
 
 
 def _fit_returned(
