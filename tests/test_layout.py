@@ -124,9 +124,6 @@ def test_optunas_private_names_only_in_store() -> None:
 # one split below the limit must leave this list too). Issue 24's item 5 splits the ones
 # on the main path (run_trial, _prepared, run_one, export) into named steps.
 LONG_FUNCTIONS = {
-    "sweep/execution/driver.py:_prepared": "the run prepared, launched and summarised: to be "
-    "three steps",
-    "sweep/execution/session.py:run_one": "a trial run, told and followed up: to be three steps",
     "sweep/space/datasets.py:load_imdb": "IMDB read from the archive Keras downloads, as "
     "Keras' own load_data does it, step by step",
     "sweep/views/stopping.py:replay_many": "Keras' rule replayed for many settings in one "

@@ -25,7 +25,7 @@ from sweep.core.options import PathLike, RunArgs
 
 if TYPE_CHECKING:
     from sweep.api.study import Study
-    from sweep.core.progress import Progress
+    from sweep.core.observers import Observer
     from sweep.execution.driver import RunOptions
     from sweep.space.files import Functions
 
@@ -165,14 +165,15 @@ def run_options(
 
 
 @contextlib.contextmanager
-def _progress(show: bool) -> Iterator[Progress]:
+def _progress(show: bool) -> Iterator[Observer]:
     """Where a run's progress goes: a display that updates in place in Jupyter, the
     live display on a terminal, plain lines otherwise, nowhere with ``progress=False``."""
     from sweep.api.notebook import NotebookProgress, in_notebook
-    from sweep.core.progress import NullProgress, PlainProgress
+    from sweep.core.observers import Observer
+    from sweep.core.progress import PlainProgress
 
     if not show:
-        yield NullProgress()
+        yield Observer()  # sees nothing
     elif in_notebook():
         import warnings
 

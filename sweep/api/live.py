@@ -14,20 +14,21 @@ from rich.text import Text
 
 from sweep.core.direction import Direction
 from sweep.core.durations import format_duration
-from sweep.core.progress import (
+from sweep.core.observers import (
     EpochEvent,
+    Observer,
     RunningTrial,
     SweepStart,
     TrialEvent,
     TrialStart,
-    describe_trial,
 )
+from sweep.core.progress import describe_trial
 from sweep.core.record import State
 
 _LIVE_ONLY = re.compile(r"trial \d+ (epoch \d+/\d+:|started$|resumed$)")
 
 
-class LiveProgress:
+class LiveProgress(Observer):
     """Text from users (error messages, paths, monitor names) is printed as it is: never
     read as rich markup, where ``[/data]`` would be a closing tag."""
 

@@ -1,105 +1,18 @@
-"""The progress layer: the only way code below the CLI tells the person anything.
+"""The plain lines: what the person reads where there is no live display, and sweep.log.
 
-The driver emits events; the CLI chooses where they go: a live display on a
-terminal (``live``), plain timestamped lines otherwise, and always sweep.log.
+``PlainProgress`` is an observer (``sweep.core.observers``): one timestamped line per
+finished trial and message, and per epoch when ``epochs`` is set. ``describe_trial``
+is the line a finished trial gets on every display.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from sweep.core.durations import format_duration
+from sweep.core.observers import EpochEvent, Observer, SweepStart, TrialEvent, TrialStart
 from sweep.core.record import State
-
-
-@dataclass(frozen=True, kw_only=True)
-class SweepStart:
-    text: str
-    target: int
-    done: int  # trials the study had finished before this session
-    timeout_s: float | None = None
-    maximize: bool = False
-    best: tuple[int, float] | None = None  # trial number and score of the best so far
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrialStart:
-    trial: int
-    resumed: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class EpochEvent:
-    trial: int
-    epoch: int  # 1-based
-    max_epochs: int
-    monitor: str
-    value: float
-    best: float | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunningTrial:
-    """A running trial as the study storage shows it (for displays fed by polling)."""
-
-    trial: int
-    worker: str
-    epoch: int
-    max_epochs: int
-    value: float | None
-    started: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrialEvent:
-    trial: int
-    state: State
-    monitor: str
-    best_score: float | None
-    best_epoch: int | None
-    stop_epoch: int | None
-    duration_s: float
-    error: str = ""
-    stop_reason: str = ""
-
-
-class Progress(Protocol):
-    def sweep_started(self, event: SweepStart) -> None: ...
-    def message(self, text: str) -> None: ...
-    def trial_started(self, event: TrialStart) -> None: ...
-    def epoch_ended(self, event: EpochEvent) -> None: ...
-    def trial_ended(self, event: TrialEvent) -> None: ...
-    def relayed(self, line: str) -> None: ...
-    def study_state(
-        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
-    ) -> None: ...
-
-
-class NullProgress:
-    def sweep_started(self, event: SweepStart) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
-
-    def trial_started(self, event: TrialStart) -> None:
-        pass
-
-    def epoch_ended(self, event: EpochEvent) -> None:
-        pass
-
-    def trial_ended(self, event: TrialEvent) -> None:
-        pass
-
-    def relayed(self, line: str) -> None:
-        pass
-
-    def study_state(
-        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
-    ) -> None:
-        pass
 
 
 def describe_trial(event: TrialEvent) -> str:
@@ -125,7 +38,7 @@ def describe_epoch(event: EpochEvent) -> str:
     )
 
 
-class PlainProgress(NullProgress):
+class PlainProgress(Observer):
     """Timestamped lines: one per finished trial, and per epoch when ``epochs`` is set.
 
     ``prefix`` (e.g. ``[w1] ``) marks the lines of one worker among several.
@@ -161,38 +74,3 @@ class PlainProgress(NullProgress):
 
     def trial_ended(self, event: TrialEvent) -> None:
         self._line(describe_trial(event))
-
-
-class FanOut:
-    def __init__(self, *targets: Progress) -> None:
-        self.targets = targets
-
-    def sweep_started(self, event: SweepStart) -> None:
-        for t in self.targets:
-            t.sweep_started(event)
-
-    def message(self, text: str) -> None:
-        for t in self.targets:
-            t.message(text)
-
-    def trial_started(self, event: TrialStart) -> None:
-        for t in self.targets:
-            t.trial_started(event)
-
-    def epoch_ended(self, event: EpochEvent) -> None:
-        for t in self.targets:
-            t.epoch_ended(event)
-
-    def trial_ended(self, event: TrialEvent) -> None:
-        for t in self.targets:
-            t.trial_ended(event)
-
-    def relayed(self, line: str) -> None:
-        for t in self.targets:
-            t.relayed(line)
-
-    def study_state(
-        self, done: int, running: list[RunningTrial], best: tuple[int, float] | None
-    ) -> None:
-        for t in self.targets:
-            t.study_state(done, running, best)

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.devices import (
     HIDDEN,
@@ -23,14 +23,15 @@ from sweep.core.devices import (
 from sweep.core.devices import current as current_devices
 from sweep.core.direction import Direction
 from sweep.core.errors import ConfigError, SweepError, disk_full_stops
+from sweep.core.observers import Observer, Observers, SweepEnd, SweepEnded, SweepStart
 from sweep.core.plan import Plan, TrialOptions
-from sweep.core.progress import FanOut, NullProgress, PlainProgress, Progress, SweepStart
+from sweep.core.progress import PlainProgress
 from sweep.core.record import StudyAttr, read_study, write_study
 from sweep.core.redaction import redact, redact_text
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
-from sweep.execution.preparation import open_study, probe
-from sweep.execution.session import SweepEnd, TooManyFailures, best_so_far, finished, work
-from sweep.integrations.trackers import tracking_uri
+from sweep.execution.preparation import Probed, open_study, probe
+from sweep.execution.session import TooManyFailures, best_so_far, finished, work
+from sweep.integrations.trackers import check_trackers, sweep_trackers
 from sweep.space.files import (
     Functions,
     SearchSpace,
@@ -42,6 +43,11 @@ from sweep.space.fingerprint import RerunCheck, space_fingerprint
 from sweep.space.loading import load_checked_data, pickle_functions, space_label
 from sweep.store.results import table_rows, write_table
 from sweep.store.storage import check_study_name, default_storage_url, writable_study_dir
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweep.space.data import Data
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
@@ -80,14 +86,14 @@ class SweepSummary:
     test: tuple[int, dict[str, float]] | None = None  # (trial, scores): the best on test data
 
 
-def run_sweep(options: RunOptions, progress: Progress | None = None) -> SweepSummary:
+def run_sweep(options: RunOptions, progress: Observer | None = None) -> SweepSummary:
     """Run trials until the study has ``trials`` finished ones or the time budget is spent.
 
     Everything shown to ``progress`` also goes to ``results/<study>/sweep.log``, with
     every epoch, and the log says how the session ended.
     """
     started = time.time()
-    progress = progress or NullProgress()
+    progress = progress or Observer()
     name = study_name(options)
     devices = run_devices(options)  # a refused --gpus creates nothing
     folder = writable_study_dir(options.results_dir, name)
@@ -122,7 +128,7 @@ class _Run:
     """One ``sweep run``'s facts, handed down its steps."""
 
     options: RunOptions
-    progress: Progress
+    progress: Observer  # what the person sees (sweep.log is written besides)
     name: str
     folder: Path
     started: float
@@ -134,7 +140,7 @@ class _Run:
 def _started(run: _Run, logged: PlainProgress) -> SweepSummary:
     """Start the early workers (if any), import TensorFlow, run; the workers are stopped
     if the sweep stops before or while they run."""
-    both = FanOut(run.progress, logged)
+    both = Observers(run.progress, logged)
     run = replace(run, options=capped_jobs(run, both))
     workers = early_workers(run.options, run.devices)
     try:
@@ -165,7 +171,7 @@ def early_workers(options: RunOptions, devices: DevicePlan) -> Any:
     return None
 
 
-def capped_jobs(run: _Run, both: Progress) -> RunOptions:
+def capped_jobs(run: _Run, both: Observer) -> RunOptions:
     """The options with ``--jobs`` as many as this machine runs (sweep.execution.capacity): on the
     CPU at most one per core, said on ``both``; refused if their memory is not there."""
     options = run.options
@@ -229,7 +235,7 @@ def load_run_space(options: RunOptions, name: str) -> SearchSpace:
     )
 
 
-def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
+def refuse_unresumable(study: optuna.Study, space: SearchSpace, plan: Plan) -> None:
     """Raise ``ResumeRefused`` if this run may not resume one of the study's orphans
     (the settings or the space differ from the ones it was interrupted under)."""
     from sweep.store.ownership import Worker
@@ -250,7 +256,7 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
         worker.close()
 
 
-def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
+def record_data_fingerprint(study: optuna.Study, data: Data, progress: Observer) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
     from sweep.space.data import fingerprint
@@ -270,7 +276,7 @@ def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
         )
 
 
-def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
+def enqueue_defaults(study: optuna.Study, defaults: dict[str, Any]) -> None:
     """Trial 0 of a new study takes every hyperparameter's default (KerasTuner's); the
     grid sampler needs no such trial, the defaults are on its grid or not at all."""
     if not study.get_trials(deepcopy=False):
@@ -280,12 +286,7 @@ def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
 def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
     options, workers = run.options, run.workers
     space = load_run_space(options, run.name)
-    from sweep.integrations.trackers import check_destinations, check_installed
-
-    settings = space.settings
-    check_installed(tensorboard=settings.tensorboard, mlflow=settings.mlflow)
-    tensorboard = run.folder / "tensorboard" if settings.tensorboard else None
-    check_destinations(tensorboard=tensorboard, mlflow=settings.mlflow)  # before study.db
+    check_trackers(space.settings, run.folder)  # before study.db
     parallel = is_parallel(options)
     if workers is not None or (not parallel and options.threads is not None):
         from sweep.execution.parallel import limit_threads
@@ -295,102 +296,138 @@ def _run(run: _Run, logged: PlainProgress) -> SweepSummary:
 
 
 def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSummary:
-    options, progress, name, folder = run.options, run.progress, run.name, run.folder
-    started, devices, parent = run.started, run.devices, run.parent
-    both = FanOut(progress, logged)
-    parallel = is_parallel(options)
+    """Prepare the study and the plan, launch the trials, summarise."""
+    both = Observers(run.progress, logged)
+    ready = prepare(run, space, both)
+    stopped_because = launch(run, ready, space, both=both, logged=logged)
+    return summarise(run, ready, stopped_because, logged)
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A sweep ready to launch: its study (created or checked) and the plan its workers run."""
+
+    study: optuna.Study
+    plan: Plan
+    data: Data
+    notes: list[str]  # the probe's, shown once the sweep starts
+
+
+def prepare(run: _Run, space: SearchSpace, both: Observer) -> _Ready:
+    """Probe the space on the data, open the study and store the plan on it, refusing a
+    rerun that may not resume the study's orphans before anything is written."""
+    options = run.options
     data = load_checked_data(space)
     probed = probe(space, data)
-    mode, grid, target = probed.mode, probed.grid, probed.target
-    storage_url = options.storage or default_storage_url(options.results_dir, name)
+    storage_url = options.storage or default_storage_url(options.results_dir, run.name)
     study = open_study(
-        name, storage_url, mode=mode, monitor=space.settings.monitor, space=str(space.path)
+        run.name,
+        storage_url,
+        mode=probed.mode,
+        monitor=space.settings.monitor,
+        space=str(space.path),
     )
     record_data_fingerprint(study, data, both)
-    if space.settings.first_trial == "defaults" and grid is None:
+    if space.settings.first_trial == "defaults" and probed.grid is None:
         enqueue_defaults(study, probed.defaults)
-    artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / name
-    functions = None if options.functions is None else pickle_functions(space)
-    plan = Plan(
-        **{**options.trial_options(), "overrides": dict(options.overrides)},
-        space=str(space.path.resolve()) if functions is None else space_label(functions),
-        study=name,
-        storage=storage_url,
-        results=str(folder.resolve()),
-        artifacts=str(artifacts.resolve()),
-        mode=mode,
-        grid=grid,
-        target=target,
-        deadline=None if options.timeout_s is None else started + options.timeout_s,
-        functions=functions,
-        from_functions=functions is not None,
-        devices=devices,
-    )
+    plan = make_plan(run, space, probed, storage_url)
     refuse_unresumable(study, space, plan)  # before anything is written to the study
     write_study(study, StudyAttr.PLAN, plan.to_json())  # for `sweep worker` on other machines
     write_study(study, StudyAttr.FINGERPRINT, space_fingerprint(space))
-    study_run = None
-    uri = tracking_uri(space.settings.mlflow)
-    if uri is not None:  # the study's MLflow run, before any worker starts
-        from sweep.integrations.mlflow_tracking import MlflowTracker
+    return _Ready(study=study, plan=plan, data=data, notes=list(probed.notes))
 
-        study_run = MlflowTracker(uri, study=study, warn=both.message)
-        study_run.start_study()
-    table = folder / "trials.csv"
+
+def make_plan(run: _Run, space: SearchSpace, probed: Probed, storage_url: str) -> Plan:
+    """What every worker of this sweep runs (stored on the study)."""
+    options, folder = run.options, run.folder
+    artifacts = folder if options.artifacts_dir is None else options.artifacts_dir / run.name
+    functions = None if options.functions is None else pickle_functions(space)
+    return Plan(
+        **{**options.trial_options(), "overrides": dict(options.overrides)},
+        space=str(space.path.resolve()) if functions is None else space_label(functions),
+        study=run.name,
+        storage=storage_url,
+        results=str(folder.resolve()),
+        artifacts=str(artifacts.resolve()),
+        mode=probed.mode,
+        grid=probed.grid,
+        target=probed.target,
+        deadline=None if options.timeout_s is None else run.started + options.timeout_s,
+        functions=functions,
+        from_functions=functions is not None,
+        devices=run.devices,
+    )
+
+
+def launch(
+    run: _Run, ready: _Ready, space: SearchSpace, *, both: Observer, logged: PlainProgress
+) -> SweepEnd:
+    """Start the sweep (its own trackers first: MLflow's study run, before any worker),
+    run its trials here or in its workers, end it; return why it stopped. ``both`` (the
+    display and the log) is what the trials' observers report to."""
+    options, study, plan = run.options, ready.study, ready.plan
+    observers = Observers(*sweep_trackers(space.settings, study=study, warn=both.message), both)
     done = finished(study)
-    both.sweep_started(
+    observers.sweep_started(
         SweepStart(
-            text=f"study {name}: {space.path} on {redact(storage_url)}, monitor "
-            f"{space.settings.monitor} ({mode}), {done}/{target} trials finished",
-            target=target,
+            text=f"study {run.name}: {space.path} on {redact(plan.storage)}, monitor "
+            f"{space.settings.monitor} ({plan.mode}), {done}/{plan.target} trials finished",
+            target=plan.target,
             done=done,
             timeout_s=options.timeout_s,
-            maximize=Direction.from_mode(mode) is Direction.MAX,
+            maximize=Direction.from_mode(plan.mode) is Direction.MAX,
             best=best_so_far(study),
         )
     )
-    for note in probed.notes:
-        both.message(note)
-    write_table(study, table)
-    if parallel:
+    for note in ready.notes:
+        observers.message(note)
+    write_table(study, run.folder / "trials.csv")
+    if is_parallel(options):
         from sweep.execution.together import Launch, run_workers
 
-        launch = Launch(options.jobs, options.backend, options.scheduler, options.threads)
         stopped_because = run_workers(
-            launch,
+            Launch(options.jobs, options.backend, options.scheduler, options.threads),
             run.workers,
             plan,
-            progress=progress,
+            progress=run.progress,
             both=both,
             logged=logged,
             study=study,
             space=space,
-            data=data,
-            restore_gpus=parent.restore,
+            data=ready.data,
+            restore_gpus=run.parent.restore,
         )
     else:
         from sweep.execution.parallel import start_up_frozen
 
         with start_up_frozen():
-            stopped_because = work(plan, both, space=space, data=data)
-    write_table(study, table)
-    if study_run is not None and stopped_because is SweepEnd.TARGET_REACHED:
-        study_run.end_study()
-    rows = table_rows(study)
+            stopped_because = work(plan, both, space=space, data=ready.data)
+    write_table(study, run.folder / "trials.csv")
+    observers.sweep_ended(SweepEnded(reason=stopped_because))
+    return stopped_because
+
+
+def summarise(
+    run: _Run, ready: _Ready, stopped_because: SweepEnd, logged: PlainProgress
+) -> SweepSummary:
+    """The sweep's summary: the best trials and, once the target is reached, the best
+    model scored on the test data (said in the log)."""
     from sweep.train.evaluate import best_on_test
 
+    study, plan = ready.study, ready.plan
+    rows = table_rows(study)
     reached = stopped_because is SweepEnd.TARGET_REACHED
-    on_test = best_on_test(study, data) if reached else None
+    on_test = best_on_test(study, ready.data) if reached else None
     if on_test is not None:
         scores = ", ".join(f"{k}={v:.6g}" for k, v in on_test[1].items())
         logged.message(f"test data: trial {on_test[0]}'s best model scores {scores}")
     return SweepSummary(
-        study=name,
-        storage=redact(storage_url),
-        folder=folder,
-        table=table,
+        study=run.name,
+        storage=redact(plan.storage),
+        folder=run.folder,
+        table=run.folder / "trials.csv",
         finished=finished(study),
-        target=target,
+        target=plan.target,
         stopped_because=stopped_because,
         best=[r for r in rows if r["state"] == "complete"][:3],
         test=on_test,

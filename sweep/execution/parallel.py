@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from sweep.core.errors import ConfigError
+from sweep.core.observers import Observer, RunningTrial, SweepEnd
 from sweep.core.plan import Plan
-from sweep.core.progress import Progress, RunningTrial
 from sweep.core.record import from_trial
-from sweep.execution.session import SweepEnd
 from sweep.store.lookups import BestCache
 
 
@@ -148,7 +147,7 @@ class Relay:
         self,
         log: Path,
         study: Any,
-        progress: Progress,
+        progress: Observer,
         line: Callable[[str], None],
         *,
         prefixed_only: bool = False,  # the parent writes to the log too: only workers' lines

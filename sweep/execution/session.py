@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +25,11 @@ from sweep.core.errors import (
     is_fatal,
 )
 from sweep.core.interrupts import StopSignals
+from sweep.core.observers import Observer, Observers, SweepEnd, TrialEvent, TrialStart
 from sweep.core.plan import Plan, trial_seed
-from sweep.core.progress import Progress, TrialEvent, TrialStart
-from sweep.core.record import State, StopReason, from_trial, write
-from sweep.core.tracking import Tracker
+from sweep.core.record import State, StopReason, TrialRecord, from_trial, write
 from sweep.execution.samplers import next_number, reseed_for_trial
-from sweep.integrations.trackers import make_trackers
+from sweep.integrations.trackers import trial_trackers
 from sweep.space.files import SearchSpace
 from sweep.space.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
 from sweep.space.loading import load_checked_data, load_space_for
@@ -44,23 +42,12 @@ from sweep.store.warm import warm
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
 # A worker with no trial to start (the others' running trials will reach the target)
 # looks again this often: for the target, and for a trial whose owner died. Short, so
 # that the last trials' end is seen at once; each look is a COUNT and a lock.
 WAIT_S = 0.2
-
-
-class SweepEnd(StrEnum):
-    """Why a sweep (or one worker's part of it) starts no more trials."""
-
-    TARGET_REACHED = "target reached"
-    BUDGET_SPENT = "time budget spent"
-
-    @classmethod
-    def of_workers(cls, ends: list[SweepEnd]) -> SweepEnd:
-        """The sweep's end, from each worker's: the budget, if any worker spent it."""
-        return cls.BUDGET_SPENT if cls.BUDGET_SPENT in ends else ends[0]
 
 
 @dataclass(frozen=True)
@@ -69,11 +56,33 @@ class NextTrial:
     resumed: bool  # left running by a process that is gone, and resumed here
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial's run ended: the state the study is told, with the value of a complete
+    trial, the error of a failed one, and the error that stops the sweep once the trial
+    is recorded (one that would fail every trial)."""
+
+    state: State
+    value: float | None = None
+    error: str = ""
+    fatal: SweepError | None = None
+
+    @classmethod
+    def failed(cls, number: int, exc: Exception) -> Outcome:
+        error = error_text(exc)
+        fatal: SweepError | None = None
+        if isinstance(exc, ConfigError):
+            fatal = exc  # it would fail every trial: stop the sweep
+        elif is_fatal(exc):  # KerasTuner's FatalError stops the search
+            fatal = FatalTrialError(f"trial {number} raised {error}")
+        return cls(State.FAILED, error=error, fatal=fatal)
+
+
 class TooManyFailures(SweepError):
     exit_code = 1
 
 
-def finished(study: Any, trials: list[Any] | None = None) -> int:
+def finished(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> int:
     """Finished trials (complete, pruned, failed); ``trials`` if already fetched, else
     counted by the storage (see ``reading``)."""
     if trials is None:
@@ -83,7 +92,7 @@ def finished(study: Any, trials: list[Any] | None = None) -> int:
     return sum(1 for t in trials if t.state.is_finished())
 
 
-def best_so_far(study: Any) -> tuple[int, float] | None:
+def best_so_far(study: optuna.Study) -> tuple[int, float] | None:
     from sweep.store.reading import best
 
     return best(study)
@@ -94,13 +103,12 @@ class Session:
     plan: Plan
     space: SearchSpace
     data: Any
-    study: Any
+    study: optuna.Study
     worker: Worker
-    progress: Progress
+    observer: Observer  # the displays, the log and the trackers (sweep.core.observers)
     signals: StopSignals
     failures_in_a_row: int = 0
     rows: TableCache = field(default_factory=TableCache)  # finished trials' table rows
-    tracker: Tracker | None = None  # --tensorboard, --mlflow (sweep.core.tracking)
 
     @property
     def table(self) -> Path:
@@ -131,7 +139,7 @@ class Session:
                 self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
                 if rerun.space_change(frozen) is not None:  # allowed (--allow-space-change)
                     record_on(self.study, frozen, space_changed=True)
-                self.progress.message(
+                self.observer.message(
                     f"trial {frozen.number} was left running by a process that is gone; resuming it"
                 )
                 return NextTrial(handle(self.study, frozen), resumed=True)
@@ -182,91 +190,99 @@ class Session:
         kept = f"trial {number} stays resumable from its last completed epoch; "
         return disk_full_error(cause, folder=trial_dir, needed=needed, kept=kept)
 
-    def run_one(self, trial: Any, *, resumed: bool) -> None:
+    def run_one(self, trial: optuna.Trial, *, resumed: bool) -> None:
         """Run (or resume) one trial, tell the study, write the table, report it."""
-        import optuna
+        self.observer.trial_started(TrialStart(trial=trial.number, resumed=resumed))
+        outcome = self.outcome(trial)
+        self.tell(trial, outcome)
+        self.after_trial(trial, outcome)
 
-        from sweep.execution.retries import run_with_retries
-        from sweep.train.trial import TrialJob
-
-        plan, settings = self.plan, self.space.settings
-        seeded = plan.seed is not None or plan.deterministic
-        self.progress.trial_started(TrialStart(trial=trial.number, resumed=resumed))
-        fatal: SweepError | None = None
-        trial_dir = Path(plan.artifacts) / "trials" / str(trial.number)
+    def outcome(self, trial: optuna.Trial) -> Outcome:
+        """Run the trial, with its retries, and map how it ended to its state. An
+        interruption, a refused resume and a full disk raise: the trial stays RUNNING,
+        resumable, and nothing is told."""
+        trial_dir = Path(self.plan.artifacts) / "trials" / str(trial.number)
         try:
-            job = TrialJob(
-                trial,
-                space=self.space,
-                data=self.data,
-                settings=settings,
-                mode=plan.mode,
-                trial_dir=trial_dir,
-                seed=trial_seed(plan.seed or 0, trial.number) if seeded else None,
-                deterministic=plan.deterministic,
-                on_epoch=self.progress.epoch_ended,
-                stop_request=self.stop_request,
-                calibration=trial.number < plan.calibrate,
-                on_message=self.progress.message,
-                tracker=self.tracker,
-            )
-            record = run_with_retries(
-                job, retries=settings.max_retries_per_trial, on_retry=self.progress.message
-            )
+            record = self.train(trial, trial_dir)
         except Interrupted:
             write_table(self.study, self.table, self.rows)  # the trial stays RUNNING: resumable
             raise
         except ResumeRefused:
             raise  # nothing was recorded: the trial stays RUNNING, resumable as it was
         except TrialPrunedError:
-            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            state, error = State.PRUNED, ""
-            self.failures_in_a_row = 0
+            return Outcome(State.PRUNED)
         except Exception as exc:  # the one place that maps a trial's exception to its state
             cause = disk_full_cause(exc)
             if cause is not None:  # like an interruption: the trial stays RUNNING, resumable
                 raise self.disk_full(trial.number, trial_dir, cause) from None
-            error = error_text(exc)
-            write(trial, error=error, stop_reason=StopReason.FAILED)
+            return Outcome.failed(trial.number, exc)
+        return Outcome(State.COMPLETE, value=record.best_score)
+
+    def train(self, trial: optuna.Trial, trial_dir: Path) -> TrialRecord:
+        """The trial trained (or resumed), rerun from scratch after an exception as often
+        as ``max_retries_per_trial`` allows; the observers see its epochs."""
+        from sweep.execution.retries import run_with_retries
+        from sweep.train.trial import TrialJob
+
+        plan, settings = self.plan, self.space.settings
+        seeded = plan.seed is not None or plan.deterministic
+        job = TrialJob(
+            trial,
+            space=self.space,
+            data=self.data,
+            settings=settings,
+            mode=plan.mode,
+            trial_dir=trial_dir,
+            seed=trial_seed(plan.seed or 0, trial.number) if seeded else None,
+            deterministic=plan.deterministic,
+            observer=self.observer,
+            stop_request=self.stop_request,
+            calibration=trial.number < plan.calibrate,
+            on_message=self.observer.message,
+        )
+        record: TrialRecord = run_with_retries(
+            job, retries=settings.max_retries_per_trial, on_retry=self.observer.message
+        )
+        return record
+
+    def tell(self, trial: optuna.Trial, outcome: Outcome) -> None:
+        """Tell the study how the trial ended (a failed one records its error first)."""
+        import optuna
+
+        if outcome.state is State.FAILED:
+            write(trial, error=outcome.error, stop_reason=StopReason.FAILED)
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            state = State.FAILED
-            self.failures_in_a_row += 1
-            if isinstance(exc, ConfigError):
-                fatal = exc  # it would fail every trial: stop the sweep
-            elif is_fatal(exc):  # KerasTuner's FatalError stops the search
-                fatal = FatalTrialError(f"trial {trial.number} raised {error}")
+        elif outcome.state is State.PRUNED:
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            self.study.tell(trial, record.best_score)
-            state, error = State.COMPLETE, ""
-            self.failures_in_a_row = 0
+            self.study.tell(trial, outcome.value)
+
+    def after_trial(self, trial: optuna.Trial, outcome: Outcome) -> None:
+        """Count failures in a row, prune checkpoints, write the table, tell the observers;
+        then stop the sweep if the trial's error would fail every trial, or too many
+        failed in a row."""
+        plan = self.plan
+        failed = outcome.state is State.FAILED
+        self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
         if plan.keep_checkpoints is not None:
             from sweep.execution.checkpoints import prune_checkpoints
 
             self.rows.forget(prune_checkpoints(self.study, plan.keep_checkpoints))
         write_table(self.study, self.table, self.rows)
-        done = from_trial(stored(trial))
-        if self.tracker is not None:
-            self.tracker.trial_ended(done)
-        self.progress.trial_ended(
-            TrialEvent(
-                trial=trial.number,
-                state=state,
-                monitor=settings.monitor,
-                best_score=done.best_score,
-                best_epoch=done.best_epoch,
-                stop_epoch=done.stop_epoch,
-                duration_s=float(done.duration_s or 0.0),
-                error=error,
-                stop_reason=str(done.stop_reason or ""),
-            )
+        event = TrialEvent(
+            record=from_trial(stored(trial)),
+            state=outcome.state,
+            monitor=self.space.settings.monitor,
+            error=outcome.error,
         )
-        if fatal is not None:
-            raise fatal
+        self.observer.trial_ended(event)
+        if outcome.fatal is not None:
+            raise outcome.fatal
         if self.failures_in_a_row >= plan.max_failures:
             raise TooManyFailures(
                 f"{self.failures_in_a_row} trials failed in a row, the last (trial "
-                f"{trial.number}) with: {error}; fix the cause and run the same command again "
-                "to continue, or raise --max-failures"
+                f"{trial.number}) with: {outcome.error}; fix the cause and run the same command "
+                "again to continue, or raise --max-failures"
             )
 
 
@@ -289,13 +305,14 @@ def loaded(plan: Plan) -> tuple[SearchSpace, Any]:
 
 def work(
     plan: Plan,
-    progress: Progress,
+    progress: Observer,
     *,
     index: int = 0,
     space: SearchSpace | None = None,
     data: Any = None,
 ) -> SweepEnd:
-    """Run trials of the plan's study in this process; return why it stopped."""
+    """Run trials of the plan's study in this process; return why it stopped. The
+    trackers the settings ask for watch them with ``progress`` (what the person sees)."""
     import optuna
 
     from sweep.execution.pruning import make_pruner
@@ -315,25 +332,20 @@ def work(
         signals = StopSignals(plan.stop_file)
         signals.install()
         stack.callback(signals.restore)
-        settings = space.settings
-        tracker = make_trackers(
-            tensorboard=settings.tensorboard,
-            mlflow=settings.mlflow,
-            mlflow_artifacts=settings.mlflow_artifacts,
-            results=Path(plan.results),
-            study=study,
-            warn=progress.message,
+        trackers = Observers(
+            *trial_trackers(
+                space.settings, results=Path(plan.results), study=study, warn=progress.message
+            )
         )
-        stack.callback(tracker.close)
+        stack.callback(trackers.close)  # the caller's own observers are the caller's to close
         session = Session(
             plan=plan,
             space=space,
             data=data,
             study=study,
             worker=worker,
-            progress=progress,
+            observer=Observers(trackers, progress),  # trackers first, as they were
             signals=signals,
-            tracker=tracker or None,
         )
         with disk_full_stops(Path(plan.results)):  # asking a trial, writing the table
             return session.loop()

@@ -18,9 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweep.core.observers import Observer, SweepEnd
 from sweep.core.plan import Plan
-from sweep.core.progress import Progress
-from sweep.execution.session import SweepEnd
 
 if TYPE_CHECKING:
     from sweep.space.shared import SharedCopy
@@ -74,8 +73,8 @@ def run_with_parent(
     workers: Workers,
     plan: Plan,
     *,
-    both: Progress,
-    progress: Progress,
+    both: Observer,
+    progress: Observer,
     study: Any,
     space: Any,
     data: Any,
@@ -140,9 +139,9 @@ def run_workers(
     workers: Workers | None,
     plan: Plan,
     *,
-    progress: Progress,
-    both: Progress,
-    logged: Progress,
+    progress: Observer,
+    both: Observer,
+    logged: Observer,
     study: Any,
     space: Any,
     data: Any,

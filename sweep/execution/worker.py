@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from sweep.core.devices import current as current_devices
 from sweep.core.devices import discover_gpus, plan_devices
 from sweep.core.errors import disk_full_stops
-from sweep.core.progress import FanOut, PlainProgress, Progress
+from sweep.core.observers import Observer, Observers
+from sweep.core.progress import PlainProgress
 from sweep.core.redaction import redact
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
 from sweep.execution.session import finished, work
@@ -32,7 +33,7 @@ def join_sweep(
     artifacts_dir: Path | None,
     jobs: int,
     threads: int | None,
-    progress: Progress,
+    progress: Observer,
     force_jobs: bool = False,
 ) -> str:
     """``sweep worker``: run trials of a study that ``sweep run --storage URL`` created."""
@@ -44,7 +45,7 @@ def join_sweep(
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan, folder = _worker_plan(opened, study, storage, results_dir, artifacts, listed)
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
-        both = FanOut(progress, PlainProgress(log, epochs=True))
+        both = Observers(progress, PlainProgress(log, epochs=True))
         if note is not None:
             both.message(note)
         both.message(
@@ -98,8 +99,8 @@ def _run_trials(
     plan: Plan,
     opened: optuna.Study,
     folder: Path,
-    progress: Progress,
-    both: Progress,
+    progress: Observer,
+    both: Observer,
     *,
     jobs: int,
     threads: int | None,

@@ -25,11 +25,21 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweep.core.observers import (
+    EpochEvent,
+    Observer,
+    SweepEnd,
+    SweepEnded,
+    SweepStart,
+    TrialBuilt,
+    TrialEvent,
+)
 from sweep.core.record import StudyAttr, read_study, write_study
 from sweep.core.redaction import hide_secrets
-from sweep.core.tracking import Tracker, TrialStart
 
 if TYPE_CHECKING:
+    import optuna
+
     from sweep.core.record import TrialRecord
 
 RUN_ATTR = "mlflow_run_id"
@@ -93,9 +103,14 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class MlflowTracker(Tracker):
+class MlflowTracker(Observer):
     def __init__(
-        self, uri: str, *, study: Any, warn: Callable[[str], None], artifacts: bool = False
+        self,
+        uri: str,
+        *,
+        study: optuna.Study,
+        warn: Callable[[str], None],
+        artifacts: bool = False,
     ) -> None:
         self.uri = uri
         self.study = study
@@ -104,7 +119,7 @@ class MlflowTracker(Tracker):
         self.client = _client(uri)
         self.runs: dict[int, str] = {}  # trial number -> its run id, while it logs
 
-    def start_study(self) -> None:
+    def sweep_started(self, event: SweepStart) -> None:
         """The study's run, made once before any trial (workers started next share it)."""
         try:
             parent = self._parent()
@@ -118,8 +133,10 @@ class MlflowTracker(Tracker):
                 f"warning: MLflow logging for the study failed ({_first_line(exc, self.uri)})"
             )
 
-    def end_study(self) -> None:
+    def sweep_ended(self, event: SweepEnded) -> None:
         """The study's run is FINISHED once the study has all its trials."""
+        if event.reason is not SweepEnd.TARGET_REACHED:
+            return
         try:
             run_id = read_study(self.study, StudyAttr.MLFLOW_PARENT_RUN)
             if run_id is not None:
@@ -160,23 +177,23 @@ class MlflowTracker(Tracker):
             return (Path(self.uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
         return None
 
-    def trial_started(self, start: TrialStart) -> dict[str, Any]:
+    def trial_built(self, event: TrialBuilt) -> dict[str, Any]:
         try:
-            run_id = start.attrs.get(RUN_ATTR)
-            if run_id is not None and self._rerun_from_scratch(run_id, start):
+            run_id = event.attrs.get(RUN_ATTR)
+            if run_id is not None and self._rerun_from_scratch(run_id, event):
                 run_id = None
             if run_id is None:
-                run_id = self._new_run(start)
+                run_id = self._new_run(event)
             else:
                 self.client.update_run(run_id, status="RUNNING")
-                self._fill_in(run_id, start)
+                self._fill_in(run_id, event)
         except Exception as exc:
-            self._failed(start.number, exc)
+            self._failed(event.trial, exc)
             return {}
-        self.runs[start.number] = run_id
+        self.runs[event.trial] = run_id
         return {RUN_ATTR: run_id}
 
-    def _rerun_from_scratch(self, run_id: str, start: TrialStart) -> bool:
+    def _rerun_from_scratch(self, run_id: str, start: TrialBuilt) -> bool:
         """A trial rerun from scratch (max_retries_per_trial) after its run logged epochs
         gets a new run; the old one is marked ``retried``."""
         if start.history or not self.client.get_metric_history(run_id, mlflow_key(start.monitor)):
@@ -185,15 +202,15 @@ class MlflowTracker(Tracker):
         self.client.set_terminated(run_id, status="FAILED")
         return True
 
-    def _new_run(self, start: TrialStart) -> str:
+    def _new_run(self, start: TrialBuilt) -> str:
         from mlflow.entities import Param, RunTag
 
         parent = self._parent()
         experiment_id = self.client.get_run(parent).info.experiment_id
         run = self.client.create_run(
             experiment_id,
-            run_name=f"trial {start.number}",
-            tags={PARENT_TAG: parent, TRIAL_TAG: str(start.number), STATE_TAG: "running"},
+            run_name=f"trial {start.trial}",
+            tags={PARENT_TAG: parent, TRIAL_TAG: str(start.trial), STATE_TAG: "running"},
         )
         run_id = str(run.info.run_id)
         keys = mlflow_keys(list(start.params))
@@ -201,7 +218,7 @@ class MlflowTracker(Tracker):
         renamed = [
             RunTag(f"{NAME_TAG}{key}"[:MAX_KEY], k) for k, key in sorted(keys.items()) if key != k
         ]
-        self._log(start.number, run_id, params=params, tags=renamed)
+        self._log(start.trial, run_id, params=params, tags=renamed)
         self._fill_in(run_id, start)
         return run_id
 
@@ -228,7 +245,7 @@ class MlflowTracker(Tracker):
                         f"({_first_line(exc, self.uri)}); the rest is logged"
                     )
 
-    def _fill_in(self, run_id: str, start: TrialStart) -> None:
+    def _fill_in(self, run_id: str, start: TrialBuilt) -> None:
         """Log the resumed epochs the run lacks (a kill between the epoch's resume point
         and its metrics leaves one out)."""
         if not start.history:
@@ -237,7 +254,7 @@ class MlflowTracker(Tracker):
         logged = {m.step for m in self.client.get_metric_history(run_id, monitor)}
         for row in start.history:
             if int(row["epoch"]) not in logged:
-                self._log_epoch(start.number, run_id, int(row["epoch"]), row)
+                self._log_epoch(start.trial, run_id, int(row["epoch"]), row)
 
     def _log_epoch(self, trial: int, run_id: str, epoch: int, logs: Mapping[str, float]) -> None:
         from mlflow.entities import Metric
@@ -250,16 +267,17 @@ class MlflowTracker(Tracker):
         ]
         self._log(trial, run_id, metrics=metrics)
 
-    def epoch_ended(self, trial: int, epoch: int, logs: Mapping[str, float]) -> None:
-        run_id = self.runs.get(trial)
+    def epoch_ended(self, event: EpochEvent) -> None:
+        run_id = self.runs.get(event.trial)
         if run_id is None:
             return
         try:
-            self._log_epoch(trial, run_id, epoch, logs)
+            self._log_epoch(event.trial, run_id, event.epoch, event.logs)
         except Exception as exc:
-            self._failed(trial, exc)
+            self._failed(event.trial, exc)
 
-    def trial_ended(self, record: TrialRecord) -> None:
+    def trial_ended(self, event: TrialEvent) -> None:
+        record = event.record
         run_id = self.runs.pop(record.number, None)
         if run_id is None:
             return

@@ -31,8 +31,7 @@ from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.plugins.scalar import summary_v2 as scalar_summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
-from sweep.core.record import TrialRecord
-from sweep.core.tracking import Tracker, TrialStart
+from sweep.core.observers import EpochEvent, Observer, TrialBuilt, TrialEvent
 
 FINAL_METRICS = ("best_score", "best_epoch", "stop_epoch")
 EVENTS = "events.out.tfevents.*"
@@ -84,7 +83,7 @@ def _events(folder: Path) -> list[Any]:
     return found
 
 
-class TensorBoardTracker(Tracker):
+class TensorBoardTracker(Observer):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.writers: dict[int, EventFileWriter] = {}
@@ -93,30 +92,30 @@ class TensorBoardTracker(Tracker):
         event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary)
         self.writers[trial].add_event(event)
 
-    def trial_started(self, start: TrialStart) -> dict[str, Any]:
-        self._experiment(start)
-        run = self.folder / str(start.number)
+    def trial_built(self, event: TrialBuilt) -> dict[str, Any]:
+        self._experiment(event)
+        run = self.folder / str(event.trial)
         earlier = _events(run) if run.is_dir() else []
-        written = {e.step for e in earlier for v in e.summary.value if v.tag == start.monitor}
-        if written and not start.history:  # rerun from scratch (max_retries_per_trial)
+        written = {e.step for e in earlier for v in e.summary.value if v.tag == event.monitor}
+        if written and not event.history:  # rerun from scratch (max_retries_per_trial)
             for path in run.glob(EVENTS):
                 path.unlink()
             earlier, written = [], set()
         started = any(
             v.tag == metadata.SESSION_START_INFO_TAG for e in earlier for v in e.summary.value
         )
-        self.writers[start.number] = EventFileWriter(str(run), flush_secs=5)
+        self.writers[event.trial] = EventFileWriter(str(run), flush_secs=5)
         if not started:
-            values = {k: _value(v) for k, v in start.params.items()}
-            pb = hparams_summary.hparams_pb(values, trial_id=str(start.number))
-            self._write(start.number, pb, 0)
-        for row in start.history:  # epochs a kill kept from the files
+            values = {k: _value(v) for k, v in event.params.items()}
+            pb = hparams_summary.hparams_pb(values, trial_id=str(event.trial))
+            self._write(event.trial, pb, 0)
+        for row in event.history:  # epochs a kill kept from the files
             if int(row["epoch"]) not in written:
-                self._epoch(start.number, int(row["epoch"]), row)
-        self.writers[start.number].flush()
+                self._epoch(event.trial, int(row["epoch"]), row)
+        self.writers[event.trial].flush()
         return {}
 
-    def _experiment(self, start: TrialStart) -> None:
+    def _experiment(self, start: TrialBuilt) -> None:
         """The study's domains in the top folder: rewritten when a trial asks for a
         hyperparameter the file does not list yet (conditional spaces)."""
         old_files = sorted(self.folder.glob(EVENTS))
@@ -156,12 +155,13 @@ class TensorBoardTracker(Tracker):
             if key != "epoch" and math.isfinite(value):
                 self._write(trial, scalar_summary.scalar_pb(key, value), epoch)
 
-    def epoch_ended(self, trial: int, epoch: int, logs: Mapping[str, float]) -> None:
-        if trial in self.writers:
-            self._epoch(trial, epoch, logs)
-            self.writers[trial].flush()  # a running sweep can be watched
+    def epoch_ended(self, event: EpochEvent) -> None:
+        if event.trial in self.writers:
+            self._epoch(event.trial, event.epoch, event.logs)
+            self.writers[event.trial].flush()  # a running sweep can be watched
 
-    def trial_ended(self, record: TrialRecord) -> None:
+    def trial_ended(self, event: TrialEvent) -> None:
+        record = event.record
         writer = self.writers.pop(record.number, None)
         if writer is None:
             return

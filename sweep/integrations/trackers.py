@@ -1,6 +1,8 @@
 """The trackers a sweep's settings ask for (``--tensorboard``, ``--mlflow``), checked
 before anything is created and made by name, lazily: only a sweep that trains with one
-imports TensorBoard or MLflow. The interface they implement is ``sweep.core.tracking``.
+imports TensorBoard or MLflow. They are observers (``sweep.core.observers``): this
+process's trackers watch its trials (``trial_trackers``); the sweep's own watch the sweep
+as a whole from the process that prepared it (``sweep_trackers``: MLflow's study run).
 
 No TensorFlow and no MLflow here at module level.
 """
@@ -9,14 +11,20 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sweep.core.errors import ConfigError
+from sweep.core.observers import Observer
 from sweep.core.redaction import redact
-from sweep.core.tracking import Tracker, Trackers
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
+
+    from sweep.space.files import Settings
 
 TENSORBOARD_INSTALL = "pip install -e '.[tensorboard]'"
 
@@ -43,27 +51,48 @@ def check_installed(*, tensorboard: bool, mlflow: str | bool | None) -> None:
         )
 
 
-def make_trackers(
+def check_trackers(settings: Settings, folder: Path) -> None:
+    """The trackers the settings ask for: installed, and their destinations usable (the
+    TensorBoard folder under the study's ``folder``), before anything is created."""
+    check_installed(tensorboard=settings.tensorboard, mlflow=settings.mlflow)
+    tensorboard = folder / "tensorboard" if settings.tensorboard else None
+    check_destinations(tensorboard=tensorboard, mlflow=settings.mlflow)
+
+
+def trial_trackers(
+    settings: Settings,
     *,
-    tensorboard: bool,
-    mlflow: str | bool | None,
-    mlflow_artifacts: bool,
     results: Path,
-    study: Any,
+    study: optuna.Study,
     warn: Callable[[str], None],
-) -> Trackers:
-    """The trackers a sweep's settings ask for (imports TensorBoard/MLflow only then)."""
-    found: list[Tracker] = []
-    if tensorboard:
+) -> list[Observer]:
+    """The trackers of this process's trials (imports TensorBoard/MLflow only then)."""
+    found: list[Observer] = []
+    if settings.tensorboard:
         from sweep.integrations.tensorboard import TensorBoardTracker
 
         found.append(TensorBoardTracker(results / "tensorboard"))
-    uri = tracking_uri(mlflow)
+    uri = tracking_uri(settings.mlflow)
     if uri is not None:
         from sweep.integrations.mlflow_tracking import MlflowTracker
 
-        found.append(MlflowTracker(uri, study=study, artifacts=mlflow_artifacts, warn=warn))
-    return Trackers(found)
+        found.append(
+            MlflowTracker(uri, study=study, artifacts=settings.mlflow_artifacts, warn=warn)
+        )
+    return found
+
+
+def sweep_trackers(
+    settings: Settings, *, study: optuna.Study, warn: Callable[[str], None]
+) -> list[Observer]:
+    """The trackers of the sweep as a whole, for the process that prepares it: MLflow's
+    study run, started before any worker and finished once the target is reached."""
+    uri = tracking_uri(settings.mlflow)
+    if uri is None:
+        return []
+    from sweep.integrations.mlflow_tracking import MlflowTracker
+
+    return [MlflowTracker(uri, study=study, warn=warn)]
 
 
 def tracking_uri(setting: str | bool | None) -> str | None:

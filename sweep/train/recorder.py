@@ -26,9 +26,8 @@ import keras
 from sweep.core.atomic import write_text_atomic
 from sweep.core.direction import Direction
 from sweep.core.errors import MonitorMissingError
-from sweep.core.progress import EpochEvent
+from sweep.core.observers import EpochEvent, Observer
 from sweep.core.record import StopReason
-from sweep.core.tracking import Tracker
 from sweep.train.callbacks import CallbackStates, StopWatch
 from sweep.train.resume import ResumableEarlyStopping, ResumeDir, ResumeState
 
@@ -68,10 +67,9 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         stopper: ResumableEarlyStopping,
         history_path: Any,
         report: Callable[[float, int], None] | None = None,
-        on_epoch: Callable[[EpochEvent], None] | None = None,
+        observer: Observer | None = None,
         stop_request: Callable[[], str | None] | None = None,
         should_prune: Callable[[], bool] | None = None,
-        tracker: Tracker | None = None,
         user_callbacks: CallbackStates | None = None,
     ) -> None:
         super().__init__()
@@ -85,10 +83,9 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         self.stopper = stopper
         self.history_path = history_path
         self.report = report
-        self.on_epoch = on_epoch
+        self.observer = observer
         self.stop_request = stop_request
         self.should_prune = should_prune
-        self.tracker = tracker
         self.user_callbacks = user_callbacks
         self._callback_states: list[Any] | None = None  # to hand back at on_train_begin
         self.history: list[dict[str, float]] = []
@@ -156,8 +153,6 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             stopped_by=self.watch.by,
         )
         write_text_atomic(self.history_path, history_csv(self.history))
-        if self.tracker is not None:  # after the resume point: a resumed trial fills in
-            self.tracker.epoch_ended(self.trial_number, number, row)
         if self.report is not None and math.isfinite(value):
             self.report(value, number)
         loss = row.get("loss", 0.0)
@@ -172,8 +167,8 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             if reason is not None:
                 self.stop_reason = StopReason(reason)
                 self.model.stop_training = True
-        if self.on_epoch is not None:
-            self.on_epoch(
+        if self.observer is not None:  # after the resume point: a resumed trial fills in
+            self.observer.epoch_ended(
                 EpochEvent(
                     trial=self.trial_number,
                     epoch=number,
@@ -181,5 +176,6 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
                     monitor=self.monitor,
                     value=value,
                     best=self.best_score,
+                    logs=row,
                 )
             )

@@ -25,9 +25,8 @@ from sweep.core.errors import (
     TrialFailedError,
     TrialPrunedError,
 )
-from sweep.core.progress import EpochEvent
+from sweep.core.observers import Observer, TrialBuilt
 from sweep.core.record import StopReason, TrialRecord, from_trial, recorded, write
-from sweep.core.tracking import Tracker, TrialStart
 from sweep.space.data import Data
 from sweep.space.files import SearchSpace, Settings
 from sweep.space.fingerprint import ResumeRefused, settings_conflict, started_with
@@ -119,11 +118,10 @@ class TrialJob:
     trial_dir: Path
     seed: int | None = None
     deterministic: bool = False
-    on_epoch: Callable[[EpochEvent], None] | None = None
+    observer: Observer | None = None
     stop_request: Callable[[], str | None] | None = None
     calibration: bool = False
     on_message: Callable[[str], None] | None = None
-    tracker: Tracker | None = None
 
 
 @dataclass
@@ -266,10 +264,9 @@ def _recorder(job: TrialJob, resume: ResumeDir, stopper: ResumableEarlyStopping)
         stopper=stopper,
         history_path=(job.trial_dir / "history.csv").resolve(),
         report=lambda value, step: trial.report(value, step),
-        on_epoch=job.on_epoch,
+        observer=job.observer,
         stop_request=job.stop_request,
         should_prune=None if job.calibration or settings.pruner == "none" else trial.should_prune,
-        tracker=job.tracker,
     )
 
 
@@ -287,15 +284,15 @@ def _resumed(job: TrialJob, recorder: TrialRecorder, state: ResumeState) -> None
 
 def _build(job: TrialJob, run: _Run) -> tuple[Any, OptunaHyperParameters, UserCallbacks]:
     """The model built from ``hp`` (in a strategy's scope where a trial spans devices), the
-    tracker told the trial started, the user's callbacks made and, on resume, the model's
+    observers told it is built, the user's callbacks made and, on resume, the model's
     variables loaded from the resume point."""
     hp = OptunaHyperParameters(job.trial)
     if job.space.declared is not None:
         hp.merge(job.space.declared)
     with trial_strategy().scope():  # MirroredStrategy where a trial spans devices
         model = build(job.space, hp)
-        if job.tracker is not None:  # the hyperparameters are known now
-            _track_start(job.trial, job.tracker, run.state, job.settings.monitor)
+        if job.observer is not None:  # the hyperparameters are known now
+            _built(job.trial, job.observer, run.state, job.settings.monitor)
         user = user_callbacks(job.space, hp, run.recorder, resumed=run.state is not None)
         write(job.trial, **user.attrs)
         if run.state is not None:
@@ -416,18 +413,16 @@ def fit_inputs(
     )
 
 
-def _track_start(
-    trial: TrialView, tracker: Tracker, state: ResumeState | None, monitor: str
-) -> None:
-    start = TrialStart(
-        number=trial.number,
+def _built(trial: TrialView, observer: Observer, state: ResumeState | None, monitor: str) -> None:
+    built = TrialBuilt(
+        trial=trial.number,
         params=dict(trial.params),
         distributions=dict(trial.distributions),
         history=[] if state is None else [dict(row) for row in state.history],
         attrs=dict(trial.user_attrs),
         monitor=monitor,
     )
-    write(trial, **tracker.trial_started(start))  # e.g. mlflow_run_id
+    write(trial, **observer.trial_built(built))  # e.g. mlflow_run_id
 
 
 def _fit_returned(job: TrialJob, run: _Run, model: Any, returned: Any) -> TrialRecord:
