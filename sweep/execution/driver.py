@@ -29,7 +29,7 @@ from sweep.core.record import StudyAttr, read_study, write_study
 from sweep.core.redaction import redact, redact_text
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
 from sweep.execution.preparation import open_study, probe
-from sweep.execution.session import SweepEnd, TooManyFailures, best_so_far, finished, work
+from sweep.execution.session import SweepEnd, TooManyFailures, work
 from sweep.integrations.trackers import tracking_uri
 from sweep.space.files import (
     Functions,
@@ -41,7 +41,12 @@ from sweep.space.files import (
 from sweep.space.fingerprint import RerunCheck, space_fingerprint
 from sweep.space.loading import load_checked_data, pickle_functions, space_label
 from sweep.store.results import table_rows, write_table
-from sweep.store.storage import check_study_name, default_storage_url, writable_study_dir
+from sweep.store.storage import (
+    check_study_name,
+    default_storage_url,
+    reader_for,
+    writable_study_dir,
+)
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
@@ -306,6 +311,7 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
     study = open_study(
         name, storage_url, mode=mode, monitor=space.settings.monitor, space=str(space.path)
     )
+    reader = reader_for(study)
     record_data_fingerprint(study, data, both)
     if space.settings.first_trial == "defaults" and grid is None:
         enqueue_defaults(study, probed.defaults)
@@ -337,7 +343,7 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
         study_run = MlflowTracker(uri, study=study, warn=both.message)
         study_run.start_study()
     table = folder / "trials.csv"
-    done = finished(study)
+    done = reader.finished_count()
     both.sweep_started(
         SweepStart(
             text=f"study {name}: {space.path} on {redact(storage_url)}, monitor "
@@ -346,12 +352,12 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
             done=done,
             timeout_s=options.timeout_s,
             maximize=Direction.from_mode(mode) is Direction.MAX,
-            best=best_so_far(study),
+            best=reader.best(),
         )
     )
     for note in probed.notes:
         both.message(note)
-    write_table(study, table)
+    write_table(reader, table)
     if parallel:
         from sweep.execution.together import Launch, run_workers
 
@@ -373,10 +379,10 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
 
         with start_up_frozen():
             stopped_because = work(plan, both, space=space, data=data)
-    write_table(study, table)
+    write_table(reader, table)
     if study_run is not None and stopped_because is SweepEnd.TARGET_REACHED:
         study_run.end_study()
-    rows = table_rows(study)
+    rows = table_rows(reader)
     from sweep.train.evaluate import best_on_test
 
     reached = stopped_because is SweepEnd.TARGET_REACHED
@@ -389,7 +395,7 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
         storage=redact(storage_url),
         folder=folder,
         table=table,
-        finished=finished(study),
+        finished=reader.finished_count(),
         target=target,
         stopped_because=stopped_because,
         best=[r for r in rows if r["state"] == "complete"][:3],

@@ -14,8 +14,8 @@ from sweep.core.errors import disk_full_stops
 from sweep.core.progress import FanOut, PlainProgress, Progress
 from sweep.core.redaction import redact
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
-from sweep.execution.session import finished, work
-from sweep.store.storage import check_study_name, writable_study_dir
+from sweep.execution.session import work
+from sweep.store.storage import check_study_name, reader_for, writable_study_dir
 
 
 def join_sweep(
@@ -47,6 +47,7 @@ def join_sweep(
 
         jobs, note = machine_jobs(jobs, force=force_jobs, on_cpu=not listed)
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)
+    reader = reader_for(opened)
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan = load_plan(opened, storage=storage, artifacts=artifacts)
     folder = writable_study_dir(results_dir, study)
@@ -60,7 +61,7 @@ def join_sweep(
             both.message(note)
         both.message(
             f"worker joined study {study} on {redact(storage)}: "
-            f"{finished(opened)}/{plan.target} trials finished"
+            f"{reader.finished_count()}/{plan.target} trials finished"
         )
         if jobs > 1:
             from sweep.execution.parallel import Relay, run_parallel
@@ -79,5 +80,7 @@ def join_sweep(
 
             with start_up_frozen():
                 why = work(plan, both)
-        both.message(f"worker done: {finished(opened)}/{plan.target} trials finished ({why})")
+        both.message(
+            f"worker done: {reader.finished_count()}/{plan.target} trials finished ({why})"
+        )
         return why

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sweep.core.record import from_trial, write, write_stored
+from sweep.store.storage import reader_for
 
 # A trial asked for but not yet marked with its owner is left alone this long.
 UNCLAIMED_GRACE_S = 60.0
@@ -105,9 +106,7 @@ class Worker:
         found = []
         stale = _stale_by_heartbeat(study)
         now = time.time()
-        from sweep.store.reading import running
-
-        for t in running(study):  # only the running trials are read
+        for t in reader_for(study).running():  # only the running trials are read
             record = from_trial(t)
             owner = record.owner
             if t._trial_id in stale:

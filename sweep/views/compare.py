@@ -9,7 +9,7 @@ import io
 import math
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,8 +24,12 @@ from sweep.core.record import (
     from_trial,
     read_study,
 )
+from sweep.store.reading import StudyReader
 from sweep.store.trials import stored_again
 from sweep.views.stopping import StopRule, pad_curves, replay_many
+
+if TYPE_CHECKING:
+    import optuna
 
 DEFAULT_PATIENCE = (0, 1, 2, 3, 5, 10)
 DEFAULT_MIN_DELTA = (0.0, 1e-4, 1e-3)
@@ -53,23 +57,20 @@ class SettingResult:
     top5_overlap: int  # of the recorded top 5, how many stay in the top 5 (uncensored trials)
 
 
-def recorded_curves(study: Any, trials: list[Any] | None = None) -> list[Curve]:
+def recorded_curves(reader: StudyReader, trials: list[Any] | None = None) -> list[Curve]:
     """Complete and pruned trials' curves, from the values reported to Optuna each epoch
     (``trials``: read before, without their curves)."""
-    from sweep.store.reading import curves as read_curves
-    from sweep.store.reading import trials as read_trials
-
     found = [
         t
-        for t in (read_trials(study) if trials is None else trials)
+        for t in (reader.trials() if trials is None else trials)
         if t.state.name in ("COMPLETE", "PRUNED") and from_trial(t).stop_epoch
     ]
-    steps_of = read_curves(study, [t.number for t in found])
+    steps_of = reader.curves([t.number for t in found])
     curves = []
     for t in found:
         rec = from_trial(t)
         if rec.executions > 1:  # its execution_<e> attrs, read whole
-            whole = stored_again(study, t)
+            whole = stored_again(reader.study, t)
             executions = execution_facts(whole)
             curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), executions))
             continue
@@ -115,12 +116,15 @@ def _ends_at(reason: Any, stop_epoch: int, max_epochs: int) -> int:
     return stop_epoch if reason == StopReason.CALLBACK else max_epochs
 
 
-def recorded_settings(study: Any, trials: list[Any] | None = None) -> tuple[set[int], set[float]]:
-    """The patience and min_delta values the study's trials ran with."""
-    from sweep.store.reading import trials as read_trials
+def recorded_settings(
+    study: optuna.Study, trials: list[Any] | None = None
+) -> tuple[set[int], set[float]]:
+    """The patience and min_delta values the study's trials ran with (``trials``: read
+    before)."""
+    from sweep.store.storage import reader_for
 
     patience, min_delta = set(), set()
-    for t in read_trials(study) if trials is None else trials:
+    for t in reader_for(study).trials() if trials is None else trials:
         rec = from_trial(t)
         if rec.calibration:
             continue  # early stopping was off
@@ -143,20 +147,21 @@ def checked_settings(patience: Any, min_delta: Any) -> tuple[list[int], list[flo
 
 
 def compare(
-    study: Any,
+    study: optuna.Study,
     *,
     patience: int | list[int],
     min_delta: float | list[float],
     trials: list[Any] | None = None,
 ) -> list[SettingResult]:
-    """``trials``: the study's trials if already read (``reading.trials``). ``patience`` and
-    ``min_delta`` are checked as ``sweep run`` checks them (``checked_settings``)."""
-    from sweep.store.reading import trials as read_trials
+    """``trials``: the study's trials if already read (``StudyReader.trials``). ``patience``
+    and ``min_delta`` are checked as ``sweep run`` checks them (``checked_settings``)."""
+    from sweep.store.storage import reader_for
 
     patience, min_delta = checked_settings(patience, min_delta)
     mode = read_study(study, StudyAttr.MODE)
-    trials = read_trials(study) if trials is None else trials
-    curves = recorded_curves(study, trials)
+    reader = reader_for(study)
+    trials = reader.trials() if trials is None else trials
+    curves = recorded_curves(reader, trials)
     if mode not in ("min", "max") or not curves:
         raise ConfigError(
             f"study {study.study_name!r}: expected finished trials with recorded curves, "

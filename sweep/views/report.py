@@ -68,14 +68,14 @@ def write_report(study: Any, folder: Path) -> Path:
 
 def render(study: Any, folder: Path) -> str:
     """The whole page as a string."""
-    from sweep.store.reading import curves
-    from sweep.store.reading import trials as read_trials
+    from sweep.store.storage import reader_for
 
+    reader = reader_for(study)
     # without curves, but for the plotted ones
-    trials = {t.number: t for t in read_trials(study, keys=READ_KEYS)}
+    trials = {t.number: t for t in reader.trials(keys=READ_KEYS)}
     rows = rows_of(list(trials.values()), study.direction.name.lower())
     top = [int(r["trial"]) for r in rows if r["state"] == "complete"][:TOP_CURVES]
-    for number, steps in curves(study, top).items():
+    for number, steps in reader.curves(top).items():
         trials[number].intermediate_values = steps
     name = html.escape(str(study.study_name))
     digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
