@@ -168,3 +168,20 @@ def test_warm_cache_holds_the_trials_optuna_would_read(
     states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
     assert states[running.number] == "COMPLETE" and states[later.number] == "RUNNING"
     assert study.get_trials(deepcopy=False) == _study(tmp_path / "s").get_trials(deepcopy=False)
+
+
+def test_running_sweep_table_without_sql_makes_each_row_once() -> None:
+    """A journal or in-memory storage (read with get_trials) keeps the cache too: each
+    rewrite's rows are every trial's, once (no training: an in-memory study)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    cache, reader = TableCache(), reader_for(study)
+    assert isinstance(reader, GenericReader)
+    for value in (0.1, 0.3, 0.2):
+        trial = study.ask()
+        trial.set_user_attr("best_score", value)
+        study.tell(trial, value)
+        rows = table_rows(reader, cache)
+        assert [r["trial"] for r in rows] == [r["trial"] for r in table_rows(reader)]
+    assert [r["trial"] for r in rows] == [1, 2, 0]  # best first
+    assert len(cache.trials.finished) == 3

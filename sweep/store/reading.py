@@ -174,17 +174,14 @@ class GenericReader(StudyReader):
         curves: Iterable[int] = (),
         all_curves: bool = False,
     ) -> list[Any]:
-        """Every trial, whole (a cache is not kept)."""
-        return self._all()
-
-    def trials(
-        self,
-        *,
-        curves: Iterable[int] = (),
-        cache: TrialCache | None = None,
-        keys: Collection[str] | None = None,
-    ) -> list[Any]:
-        return self._all()
+        """Whole trials, every one's intermediate values included."""
+        new = self._all()
+        if cache is None:
+            return new
+        new = [t for t in new if t._trial_id not in cache.finished]
+        cache.finished.update({t._trial_id: t for t in new if t.state.is_finished()})
+        cache.unfinished = {t._trial_id for t in new if not t.state.is_finished()}
+        return new
 
     def curves(self, numbers: Iterable[int]) -> dict[int, dict[int, float]]:
         wanted = set(numbers)
