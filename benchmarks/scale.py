@@ -95,6 +95,7 @@ def trial_attrs(number: int, folder: Path, rng: random.Random) -> tuple[dict[str
 
 def build(workdir: Path, n: int) -> tuple[Path, str]:
     """results folder and study name of an n-trial study (made once, then cached)."""
+    from sweep.core.direction import Direction
     from sweep.execution.preparation import open_study
     from sweep.store.storage import default_storage_url
 
@@ -107,7 +108,7 @@ def build(workdir: Path, n: int) -> tuple[Path, str]:
     study = open_study(
         name,
         default_storage_url(results, name),
-        mode="max",
+        mode=Direction.MAX,
         monitor="val_accuracy",
         space="digits_cnn",
     )

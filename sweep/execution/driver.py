@@ -351,7 +351,7 @@ def _prepared(run: _Run, logged: PlainProgress, space: SearchSpace) -> SweepSumm
             target=target,
             done=done,
             timeout_s=options.timeout_s,
-            maximize=Direction.from_mode(mode) is Direction.MAX,
+            maximize=mode is Direction.MAX,
             best=reader.best(),
         )
     )

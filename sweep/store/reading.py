@@ -24,6 +24,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sweep.core.direction import Direction
+
 if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by importing this
     import optuna
 
@@ -83,6 +85,11 @@ class StudyReader(ABC):
 
     def __init__(self, study: optuna.Study) -> None:
         self.study = study
+
+    @property
+    def direction(self) -> Direction:
+        """The study's direction."""
+        return Direction.of_study(self.study)
 
     @abstractmethod
     def changed(

@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from sweep.core.direction import Direction
 from sweep.store.reading import (
     EMPTY_NOTES,
     FINISHED,
@@ -262,7 +261,7 @@ class RelationalReader(StudyReader):
         return int(trial.number), float(trial.value)  # type: ignore[arg-type]
 
     def _best_since(self, cache: BestCache) -> tuple[int, float] | None:
-        sign = Direction.of_study(self.study).sign  # lower is better after multiplying
+        sign = self.direction.sign  # lower is better after multiplying
         for v in self.changed(cache=cache.trials, keys=()):
             if v.state.name != "COMPLETE" or v.value is None:
                 continue

@@ -117,8 +117,8 @@ def param_names(trials: list[Any]) -> list[str]:
     return names
 
 
-def sort_key(direction: str) -> Any:
-    sign = Direction.from_mode(direction).sign
+def sort_key(direction: Direction) -> Any:
+    sign = direction.sign
 
     def key(row: dict[str, Any]) -> tuple[int, float, int]:
         score = row.get("best_score")
@@ -135,10 +135,10 @@ def table_rows(reader: StudyReader, cache: TableCache | None = None) -> list[dic
     ``cache`` (a running sweep's), only the new and the running trials' rows are made."""
     if cache is not None:
         return cache.table_rows(reader, TABLE_KEYS)
-    return rows_of(reader.trials(keys=TABLE_KEYS), reader.study.direction.name.lower())
+    return rows_of(reader.trials(keys=TABLE_KEYS), reader.direction)
 
 
-def rows_of(trials: list[Any], direction: str) -> list[dict[str, Any]]:
+def rows_of(trials: list[Any], direction: Direction) -> list[dict[str, Any]]:
     """The table's rows of trials already read, best first."""
     names = param_names(trials)
     return sorted((trial_row(t, names) for t in trials), key=sort_key(direction))
@@ -261,7 +261,7 @@ class TableCache:
         fresh = done + [self.views[n] for n in sorted(self.redo)]
         fresh += [t for t in new if not t.state.is_finished()]
         self.redo = set()
-        key, cols = sort_key(reader.study.direction.name.lower()), self.columns()
+        key, cols = sort_key(reader.direction), self.columns()
         made = self.order, self.ordered, self.ordered_lines
         for t in fresh:
             row = trial_row(t, names)

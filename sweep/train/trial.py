@@ -18,6 +18,7 @@ import keras
 
 from sweep.core.atomic import atomic_path, write_text_atomic
 from sweep.core.devices import current as current_devices
+from sweep.core.direction import Direction
 from sweep.core.errors import (
     ConfigError,
     Interrupted,
@@ -89,7 +90,7 @@ def run_trial(
     space: SearchSpace,
     data: Data,
     settings: Settings,
-    mode: str,
+    mode: Direction,
     trial_dir: Path,
     seed: int | None = None,
     deterministic: bool = False,
@@ -329,7 +330,7 @@ def _fit_returned(
     returned: Any,
     *,
     settings: Settings,
-    mode: str,
+    mode: Direction,
     started: float,
     max_epochs: int,
     trial_dir: Path,

@@ -158,7 +158,7 @@ def compare(
     from sweep.store.storage import reader_for
 
     patience, min_delta = checked_settings(patience, min_delta)
-    mode = read_study(study, StudyAttr.MODE)
+    mode = read_study(study, StudyAttr.MODE)  # the stored string
     reader = reader_for(study)
     trials = reader.trials() if trials is None else trials
     curves = recorded_curves(reader, trials)
@@ -168,9 +168,10 @@ def compare(
             "found none; run some trials first"
         )
     first = from_trial(next(t for t in trials if t.number == curves[0].trial))
+    direction = Direction(mode)
     rules = [
         StopRule(
-            mode=mode,
+            mode=direction,
             patience=p,
             min_delta=d,
             baseline=first.baseline,
@@ -181,7 +182,7 @@ def compare(
     ]
     padded, lengths = pad_curves([c.values for c in curves])
     table = replay_many(padded, lengths, np.array([c.max_epochs for c in curves]), rules)
-    sign = Direction.from_mode(mode).sign  # lower is better after multiplying by sign
+    sign = direction.sign  # lower is better after multiplying by sign
     recorded = np.array([c.recorded_best for c in curves]) * sign
     recorded_epochs = lengths.astype(float)
     prefix_best = np.array([np.nanmin(np.array(c.values) * sign) for c in curves])

@@ -73,7 +73,7 @@ def render(study: Any, folder: Path) -> str:
     reader = reader_for(study)
     # without curves, but for the plotted ones
     trials = {t.number: t for t in reader.trials(keys=READ_KEYS)}
-    rows = rows_of(list(trials.values()), study.direction.name.lower())
+    rows = rows_of(list(trials.values()), reader.direction)
     top = [int(r["trial"]) for r in rows if r["state"] == "complete"][:TOP_CURVES]
     for number, steps in reader.curves(top).items():
         trials[number].intermediate_values = steps
@@ -125,7 +125,7 @@ def _header(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
     return (
         f"<h1>Study {html.escape(str(study.study_name))}</h1>\n"
         f'<p class="meta">monitor <b>{_e(read_study(study, StudyAttr.MONITOR))}</b>, mode '
-        f"<b>{_e(read_study(study, StudyAttr.MODE))}</b> ({_e(study.direction.name.lower())}); "
+        f"<b>{_e(read_study(study, StudyAttr.MODE))}</b> ({_e(Direction.of_study(study).optuna)}); "
         f"{len(rows)} trials: {html.escape(states)}; {html.escape(span)}</p>"
     )
 

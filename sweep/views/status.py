@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Status:
     study: str
-    direction: str
+    direction: str  # Optuna's name: minimize or maximize
     counts: dict[str, int]
     best: dict[str, Any] | None
     running: list[dict[str, Any]]
@@ -49,8 +49,9 @@ class _Read:
 def status(study: optuna.Study, *, folder: Path | None = None) -> Status:
     from sweep.store.storage import reader_for
 
-    read = _read(reader_for(study))
-    rows = rows_of(read.trials, study.direction.name.lower())
+    reader = reader_for(study)
+    read = _read(reader)
+    rows = rows_of(read.trials, reader.direction)
     complete = [r for r in rows if r["state"] == "complete"]
     gone = set()
     if folder is not None and folder.is_dir():
@@ -65,7 +66,7 @@ def status(study: optuna.Study, *, folder: Path | None = None) -> Status:
     first, last = read.span or (0.0, 0.0)
     return Status(
         study=study.study_name,
-        direction=study.direction.name.lower(),
+        direction=reader.direction.optuna,
         counts=dict(read.counts),
         best=complete[0] if complete else None,
         running=[r for r in rows if r["state"] == "running" and r["trial"] not in gone],
