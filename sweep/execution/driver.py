@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.devices import (
     HIDDEN,
@@ -47,6 +47,9 @@ from sweep.store.storage import (
     reader_for,
     writable_study_dir,
 )
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = ["RunOptions", "SweepSummary", "TooManyFailures", "run_sweep"]
 
@@ -234,7 +237,7 @@ def load_run_space(options: RunOptions, name: str) -> SearchSpace:
     )
 
 
-def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
+def refuse_unresumable(study: optuna.Study, space: Any, plan: Plan) -> None:
     """Raise ``ResumeRefused`` if this run may not resume one of the study's orphans
     (the settings or the space differ from the ones it was interrupted under)."""
     from sweep.store.ownership import Worker
@@ -255,7 +258,7 @@ def refuse_unresumable(study: Any, space: Any, plan: Plan) -> None:
         worker.close()
 
 
-def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
+def record_data_fingerprint(study: optuna.Study, data: Any, progress: Progress) -> None:
     """The validation data's fingerprint, on the study: export checks it; a rerun with
     other data (unseeded random data) is told once."""
     from sweep.space.data import fingerprint
@@ -275,7 +278,7 @@ def record_data_fingerprint(study: Any, data: Any, progress: Progress) -> None:
         )
 
 
-def enqueue_defaults(study: Any, defaults: dict[str, Any]) -> None:
+def enqueue_defaults(study: optuna.Study, defaults: dict[str, Any]) -> None:
     """Trial 0 of a new study takes every hyperparameter's default (KerasTuner's); the
     grid sampler needs no such trial, the defaults are on its grid or not at all."""
     if not study.get_trials(deepcopy=False):

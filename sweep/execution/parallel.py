@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.errors import ConfigError
 from sweep.core.plan import Plan
@@ -26,6 +26,9 @@ from sweep.core.record import from_trial
 from sweep.execution.session import SweepEnd
 from sweep.store.reading import BestCache, StudyReader
 from sweep.store.storage import reader_for
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def threads_per_job(jobs: int, threads: int | None) -> int:
@@ -148,7 +151,7 @@ class Relay:
     def __init__(
         self,
         log: Path,
-        study: Any,
+        study: optuna.Study,
         progress: Progress,
         line: Callable[[str], None],
         *,

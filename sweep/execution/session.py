@@ -78,7 +78,7 @@ class Session:
     plan: Plan
     space: SearchSpace
     data: Any
-    study: Any
+    study: optuna.Study
     worker: Worker
     progress: Progress
     signals: StopSignals
