@@ -95,6 +95,7 @@ def trial_attrs(number: int, folder: Path, rng: random.Random) -> tuple[dict[str
 
 def build(workdir: Path, n: int) -> tuple[Path, str]:
     """results folder and study name of an n-trial study (made once, then cached)."""
+    from sweep.core.direction import Direction
     from sweep.execution.preparation import open_study
     from sweep.store.storage import default_storage_url
 
@@ -107,7 +108,7 @@ def build(workdir: Path, n: int) -> tuple[Path, str]:
     study = open_study(
         name,
         default_storage_url(results, name),
-        mode="max",
+        mode=Direction.MAX,
         monitor="val_accuracy",
         space="digits_cnn",
     )
@@ -219,11 +220,10 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
 
     from sweep.core.record import from_trial, write
     from sweep.execution.samplers import make_sampler, reseed_for_trial
-    from sweep.store.lookups import BestCache
     from sweep.store.ownership import Worker
-    from sweep.store.reading import state_counts
+    from sweep.store.reading import BestCache
     from sweep.store.results import TableCache, write_table
-    from sweep.store.storage import default_storage_url, open_storage
+    from sweep.store.storage import default_storage_url, open_storage, reader_for
     from sweep.store.warm import warm
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -234,11 +234,12 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
     warmed = time.process_time()
     warm(study)  # as the session does before its first ask
     warm_s = time.process_time() - warmed
+    reader = reader_for(study)
     clock = SamplerClock(study.sampler)
     worker, cache, table_path = Worker(results / name), TableCache(), results / name / "trials.csv"
-    write_table(study, table_path, cache)  # the session's first table (its start-up)
+    write_table(reader, table_path, cache)  # the session's first table (its start-up)
     shown = BestCache()  # the live display's best so far
-    shown.best(study)
+    reader.best(cache=shown)
     totals: list[float] = []
     own: list[float] = []
     dists = distributions()
@@ -247,7 +248,7 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
             started, clock.spent = time.process_time(), 0.0
             with worker.claiming():
                 worker.orphans(study)
-                counts = state_counts(study)
+                counts = reader.state_counts()
                 reseed_for_trial(study.sampler, 0, counts.total())
                 trial = study.ask()
                 worker.mark(trial)
@@ -255,9 +256,9 @@ def bookkeeping_gap(results: Path, name: str, *, sampler: str, rounds: int = 8) 
             for key, dist in dists.items():
                 trial._suggest(key, dist)
             study.tell(trial, 0.5)
-            write_table(study, table_path, cache)
+            write_table(reader, table_path, cache)
             from_trial(study._storage.get_trial(trial._trial_id))
-            shown.best(study)
+            reader.best(cache=shown)
             totals.append(time.process_time() - started)
             own.append(clock.spent)
     finally:

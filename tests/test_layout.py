@@ -170,6 +170,29 @@ def test_each_subpackage_lists_the_names_the_others_use() -> None:
         module = importlib.import_module(f"sweep.{package}")
         listed = {name: set(names) for name, names in module._PUBLIC.items()}
         expected = {name: sorted(names) for name, names in sorted(by_module.items())}
-        assert listed == by_module, f"sweep/{package}/__init__.py's _PUBLIC: {expected}"
+        where = f"sweep/{package}/__init__.py's _PUBLIC (python tests/test_layout.py rewrites it)"
+        assert listed == by_module, f"{where}: {expected}"
         for name in module.__all__:
             assert getattr(module, name) is not None, f"sweep.{package}.{name}"
+
+
+def write_public_lists() -> None:
+    """Rewrite each subpackage's ``_PUBLIC`` from the imports (``python tests/test_layout.py``,
+    then ``ruff format sweep``)."""
+    import re
+
+    for package, by_module in sorted(_used_from_outside().items()):
+        init = REPO / "sweep" / package / "__init__.py"
+        entries = "".join(
+            f"    {module!r}: {sorted(names)!r},\n".replace("'", '"')
+            for module, names in sorted(by_module.items())
+        )
+        text = init.read_text(encoding="utf-8")
+        found = re.search(r"_PUBLIC = \{\n.*?\n\}\n", text, flags=re.S)
+        assert found is not None, f"{init} has no _PUBLIC"
+        text = text[: found.start()] + "_PUBLIC = {\n" + entries + "}\n" + text[found.end() :]
+        init.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_public_lists()

@@ -1,4 +1,4 @@
-"""Reading a study fast (sweep/store/reading.py): the same facts as Optuna's ``get_trials``,
+"""Reading a study fast (sweep/store/relational.py): the same facts as Optuna's ``get_trials``,
 without every intermediate value, and a running sweep's table rewritten from the new
 trials only. Real SQLite studies (the shared finished sweep, and a copy changed here)."""
 
@@ -10,9 +10,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweep.store import lookups, reading
+from sweep.store.reading import GenericReader
+from sweep.store.relational import RelationalReader
 from sweep.store.results import READ_KEYS, TABLE_KEYS, TableCache, table_rows, to_csv, write_table
-from sweep.store.storage import load_existing_study
+from sweep.store.storage import load_existing_study, reader_for
 
 
 def _study(folder: Path) -> optuna.Study:
@@ -22,8 +23,9 @@ def _study(folder: Path) -> optuna.Study:
 def test_views_hold_what_get_trials_holds_without_the_curves(finished_sweep: Path) -> None:
     study = _study(finished_sweep)
     whole = study.get_trials(deepcopy=False)
-    views = reading.trials(study)
-    assert reading.rdb(study) is not None  # the SQL path, not the get_trials fallback
+    reader = reader_for(study)
+    views = reader.trials()
+    assert isinstance(reader, RelationalReader)  # the SQL path, not the get_trials one
     assert [v.number for v in views] == [t.number for t in whole]
     for v, t in zip(views, whole, strict=True):
         assert (v.state, v.value, v.params, v.user_attrs) == (
@@ -35,52 +37,52 @@ def test_views_hold_what_get_trials_holds_without_the_curves(finished_sweep: Pat
         assert (v.datetime_start, v.datetime_complete) == (t.datetime_start, t.datetime_complete)
         assert v.distributions == t.distributions
         assert v.intermediate_values == {}  # finished and not asked for: not read
-    assert reading.curves(study, [1]) == {1: dict(whole[1].intermediate_values)}
-    asked = reading.trials(study, curves=[2], keys={"best_score"})
+    assert reader.curves([1]) == {1: dict(whole[1].intermediate_values)}
+    asked = reader.trials(curves=[2], keys={"best_score"})
     assert asked[2].intermediate_values == whole[2].intermediate_values
     assert set(asked[0].user_attrs) == {"best_score"}
-    assert reading.state_counts(study) == {"COMPLETE": 3}
-    assert reading.best(study) == (study.best_trial.number, study.best_trial.value)
+    assert reader.state_counts() == {"COMPLETE": 3}
+    assert reader.best() == (study.best_trial.number, study.best_trial.value)
 
 
 def test_running_sweep_table_reads_only_new_trials(finished_sweep: Path, tmp_path: Path) -> None:
     shutil.copytree(finished_sweep, tmp_path / "s")
     study = _study(tmp_path / "s")
-    cache, path = TableCache(), tmp_path / "trials.csv"
-    first = write_table(study, path, cache)
+    cache, path, reader = TableCache(), tmp_path / "trials.csv", reader_for(study)
+    first = write_table(reader, path, cache)
     kept = dict(cache.trials.finished)
     assert len(kept) == 3
     trial = study.ask()  # a new running trial, then it finishes
     trial.set_user_attr("best_score", 0.5)
-    assert [r["state"] for r in table_rows(study, cache)].count("running") == 1
+    assert [r["state"] for r in table_rows(reader, cache)].count("running") == 1
     study.tell(trial, 0.5)
     made = dict(cache.rows)
-    rows = write_table(study, path, cache)
+    rows = write_table(reader, path, cache)
     assert all(cache.trials.finished[tid] is view for tid, view in kept.items())  # not reread
     assert all(cache.rows[n] is row for n, row in made.items())  # nor their rows remade
     assert len(cache.trials.finished) == 4
-    assert rows == table_rows(study) and len(rows) == len(first) + 1
-    assert path.read_text() == to_csv(table_rows(study))
+    assert rows == table_rows(reader) and len(rows) == len(first) + 1
+    assert path.read_text() == to_csv(table_rows(reader))
     assert set(cache.trials.finished[trial._trial_id].user_attrs) <= TABLE_KEYS
 
 
 def test_status_reads_only_what_it_shows_and_says_the_same(
     finished_sweep: Path, tmp_path: Path
 ) -> None:
-    from sweep.views.status import _read_all, status
+    from sweep.views.status import _read, status
 
     shutil.copytree(finished_sweep, tmp_path / "s")
     study = _study(tmp_path / "s")
     trial = study.ask()  # running, with a note on an inexact resume
     trial.set_user_attr("resume_note", "a callback's state was not saved")
     quick = status(study)  # SQL: counts, span, and only the best, running and noted trials
-    whole = _read_all(study)
+    whole = _read(GenericReader(study))  # get_trials: every trial
     assert len(whole.trials) == 4
     assert quick.counts == {"complete": 3, "running": 1} == dict(whole.counts)
     assert quick.best is not None and quick.best["trial"] == study.best_trial.number
     assert [r["trial"] for r in quick.running] == [trial.number]
     assert [r["trial"] for r in quick.resume_notes] == [trial.number]
-    picked = lookups.selected(study, lookups.noted(study, "resume_note"), keys=READ_KEYS)
+    picked = reader_for(study).selected(["resume_note"], keys=READ_KEYS)
     assert [t.number for t in picked] == sorted({study.best_trial.number, trial.number})
     starts = [t.datetime_start.timestamp() for t in whole.trials]
     assert whole.span is not None and quick.spent_s == pytest.approx(
@@ -166,3 +168,20 @@ def test_warm_cache_holds_the_trials_optuna_would_read(
     states = {t.number: t.state.name for t in study.get_trials(deepcopy=False)}
     assert states[running.number] == "COMPLETE" and states[later.number] == "RUNNING"
     assert study.get_trials(deepcopy=False) == _study(tmp_path / "s").get_trials(deepcopy=False)
+
+
+def test_running_sweep_table_without_sql_makes_each_row_once() -> None:
+    """A journal or in-memory storage (read with get_trials) keeps the cache too: each
+    rewrite's rows are every trial's, once (no training: an in-memory study)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    cache, reader = TableCache(), reader_for(study)
+    assert isinstance(reader, GenericReader)
+    for value in (0.1, 0.3, 0.2):
+        trial = study.ask()
+        trial.set_user_attr("best_score", value)
+        study.tell(trial, value)
+        rows = table_rows(reader, cache)
+        assert [r["trial"] for r in rows] == [r["trial"] for r in table_rows(reader)]
+    assert [r["trial"] for r in rows] == [1, 2, 0]  # best first
+    assert len(cache.trials.finished) == 3

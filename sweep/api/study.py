@@ -16,6 +16,7 @@ from sweep.core.record import StudyAttr, TrialRecord, from_trial, read_study
 from sweep.store.trials import stored_by_number
 
 if TYPE_CHECKING:
+    import optuna
     import pandas as pd
 
     from sweep.space.files import SearchSpace
@@ -33,27 +34,28 @@ class Study:
         storage: str | None = None,
         space: SearchSpace | None = None,
     ) -> None:
-        from sweep.store.storage import load_existing_study, study_dir
+        from sweep.store.storage import load_existing_study, reader_for, study_dir
 
         self.name = name
         self.results = Path(results)
         self.folder = study_dir(self.results, name)
         self.storage = storage
         self._space = space  # a function space's functions, for export
-        self._optuna: Any = load_existing_study(name, results_dir=self.results, storage=storage)
+        self._optuna = load_existing_study(name, results_dir=self.results, storage=storage)
+        self._reader = reader_for(self._optuna)
 
     def __repr__(self) -> str:
         return f"<sweep.Study {self.name!r} in {self.folder}/>"
 
     @property
-    def optuna_study(self) -> Any:
+    def optuna_study(self) -> optuna.Study:
         """The underlying ``optuna.Study``."""
         return self._optuna
 
     def _rows(self) -> list[dict[str, Any]]:
         from sweep.store.results import table_rows
 
-        return table_rows(self._optuna)
+        return table_rows(self._reader)
 
     def table(self) -> pd.DataFrame:
         """The results table as trials.csv has it: the same columns and order, best first."""
@@ -67,9 +69,7 @@ class Study:
     @property
     def trials(self) -> list[TrialRecord]:
         """Every trial's record, by trial number."""
-        from sweep.store.reading import trials as read_trials
-
-        return [from_trial(t) for t in read_trials(self._optuna)]
+        return [from_trial(t) for t in self._reader.trials()]
 
     @property
     def best(self) -> TrialRecord:
@@ -82,9 +82,7 @@ class Study:
         return self._trial(int(complete[0]["trial"]))
 
     def _trial(self, number: int) -> TrialRecord:
-        from sweep.store.reading import state_counts
-
-        total = state_counts(self._optuna).total()
+        total = self._reader.state_counts().total()
         if 0 <= number < total:
             return from_trial(stored_by_number(self._optuna, number))
         raise ConfigError(
@@ -133,10 +131,9 @@ class Study:
         checked as ``sweep.run`` checks them (a ``ConfigError`` otherwise)."""
         import pandas as pd
 
-        from sweep.store.reading import trials as read_trials
         from sweep.views import compare as cmp
 
-        trials = read_trials(self._optuna)
+        trials = self._reader.trials()
         patiences, deltas = cmp.recorded_settings(self._optuna, trials)
         if patience is None or patience == []:
             patience = sorted(set(cmp.DEFAULT_PATIENCE) | patiences)

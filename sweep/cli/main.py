@@ -137,10 +137,10 @@ def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_table(args: argparse.Namespace, out: TextIO) -> int:
     from sweep.store import results
-    from sweep.store.storage import load_existing_study
+    from sweep.store.storage import load_existing_study, reader_for
 
     study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
-    rows = results.table_rows(study)
+    rows = results.table_rows(reader_for(study))
     if args.format == "csv":
         out.write(results.to_csv(rows))
     elif args.format == "json":
@@ -192,9 +192,8 @@ def _print_rich_table(rows: list[dict[str, Any]], out: TextIO) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    from sweep.store.reading import trials as read_trials
     from sweep.store.results import READ_KEYS
-    from sweep.store.storage import load_existing_study
+    from sweep.store.storage import load_existing_study, reader_for
     from sweep.views.compare import (
         DEFAULT_MIN_DELTA,
         DEFAULT_PATIENCE,
@@ -206,7 +205,7 @@ def _cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
     study = load_existing_study(args.study, results_dir=args.results, storage=args.storage)
     # read once, without curves: compare reads only the curves it needs
-    trials = read_trials(study, keys=READ_KEYS)
+    trials = reader_for(study).trials(keys=READ_KEYS)
     patiences, deltas = recorded_settings(study, trials)
     patience = args.patience or sorted(set(DEFAULT_PATIENCE) | patiences)
     min_delta = args.min_delta or sorted(set(DEFAULT_MIN_DELTA) | deltas)

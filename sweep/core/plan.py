@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from sweep.core.devices import DevicePlan
+from sweep.core.direction import Direction
 from sweep.core.record import StudyAttr
 from sweep.core.redaction import stored_uri
 
@@ -53,7 +54,7 @@ class Plan(TrialOptions):
     storage: str  # the full URL; never printed (see redaction.redact)
     results: str  # results/<study>: trials.csv, sweep.log
     artifacts: str  # where trials/<n>/ go: every worker writes there, the driver reads
-    mode: str
+    mode: Direction  # stored as its string, min or max
     grid: dict[str, list[Any]] | None = None
     target: int
     deadline: float | None = None  # wall-clock time.time() after which no trial starts
@@ -69,6 +70,9 @@ class Plan(TrialOptions):
     # --jobs workers on this machine: created by the parent at its first SIGINT/SIGTERM
     # (sweep.core.interrupts.relay_to); each worker stops after its epoch. Not stored either
     stop_file: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Direction(self.mode))  # the string, as stored
 
     def to_json(self) -> str:
         raw = asdict(self)

@@ -30,7 +30,7 @@ from sweep.core.record import StudyAttr, read_study, write_study
 from sweep.core.redaction import redact, redact_text
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
 from sweep.execution.preparation import Probed, open_study, probe
-from sweep.execution.session import TooManyFailures, best_so_far, finished, work
+from sweep.execution.session import TooManyFailures, work
 from sweep.integrations.trackers import check_trackers, sweep_trackers
 from sweep.space.files import (
     Functions,
@@ -41,8 +41,14 @@ from sweep.space.files import (
 )
 from sweep.space.fingerprint import RerunCheck, space_fingerprint
 from sweep.space.loading import load_checked_data, pickle_functions, space_label
+from sweep.store.reading import StudyReader
 from sweep.store.results import table_rows, write_table
-from sweep.store.storage import check_study_name, default_storage_url, writable_study_dir
+from sweep.store.storage import (
+    check_study_name,
+    default_storage_url,
+    reader_for,
+    writable_study_dir,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -308,6 +314,7 @@ class _Ready:
     """A sweep ready to launch: its study (created or checked) and the plan its workers run."""
 
     study: optuna.Study
+    reader: StudyReader  # chosen once, for the study's storage
     plan: Plan
     data: Data
     notes: list[str]  # the probe's, shown once the sweep starts
@@ -334,7 +341,9 @@ def prepare(run: _Run, space: SearchSpace, both: Observer) -> _Ready:
     refuse_unresumable(study, space, plan)  # before anything is written to the study
     write_study(study, StudyAttr.PLAN, plan.to_json())  # for `sweep worker` on other machines
     write_study(study, StudyAttr.FINGERPRINT, space_fingerprint(space))
-    return _Ready(study=study, plan=plan, data=data, notes=list(probed.notes))
+    return _Ready(
+        study=study, reader=reader_for(study), plan=plan, data=data, notes=list(probed.notes)
+    )
 
 
 def make_plan(run: _Run, space: SearchSpace, probed: Probed, storage_url: str) -> Plan:
@@ -365,9 +374,9 @@ def launch(
     """Start the sweep (its own trackers first: MLflow's study run, before any worker),
     run its trials here or in its workers, end it; return why it stopped. ``both`` (the
     display and the log) is what the trials' observers report to."""
-    options, study, plan = run.options, ready.study, ready.plan
+    options, study, plan, reader = run.options, ready.study, ready.plan, ready.reader
     observers = Observers(*sweep_trackers(space.settings, study=study, warn=both.message), both)
-    done = finished(study)
+    done = reader.finished_count()
     observers.sweep_started(
         SweepStart(
             text=f"study {run.name}: {space.path} on {redact(plan.storage)}, monitor "
@@ -375,13 +384,13 @@ def launch(
             target=plan.target,
             done=done,
             timeout_s=options.timeout_s,
-            maximize=Direction.from_mode(plan.mode) is Direction.MAX,
-            best=best_so_far(study),
+            maximize=plan.mode is Direction.MAX,
+            best=reader.best(),
         )
     )
     for note in ready.notes:
         observers.message(note)
-    write_table(study, run.folder / "trials.csv")
+    write_table(reader, run.folder / "trials.csv")
     if is_parallel(options):
         from sweep.execution.together import Launch, run_workers
 
@@ -402,7 +411,7 @@ def launch(
 
         with start_up_frozen():
             stopped_because = work(plan, both, space=space, data=ready.data)
-    write_table(study, run.folder / "trials.csv")
+    write_table(reader, run.folder / "trials.csv")
     observers.sweep_ended(SweepEnded(reason=stopped_because))
     return stopped_because
 
@@ -414,8 +423,8 @@ def summarise(
     model scored on the test data (said in the log)."""
     from sweep.train.evaluate import best_on_test
 
-    study, plan = ready.study, ready.plan
-    rows = table_rows(study)
+    study, plan, reader = ready.study, ready.plan, ready.reader
+    rows = table_rows(reader)
     reached = stopped_because is SweepEnd.TARGET_REACHED
     on_test = best_on_test(study, ready.data) if reached else None
     if on_test is not None:
@@ -426,7 +435,7 @@ def summarise(
         storage=redact(plan.storage),
         folder=run.folder,
         table=run.folder / "trials.csv",
-        finished=finished(study),
+        finished=reader.finished_count(),
         target=plan.target,
         stopped_because=stopped_because,
         best=[r for r in rows if r["state"] == "complete"][:3],

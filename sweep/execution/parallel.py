@@ -17,13 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.errors import ConfigError
 from sweep.core.observers import Observer, RunningTrial, SweepEnd
 from sweep.core.plan import Plan
 from sweep.core.record import from_trial
-from sweep.store.lookups import BestCache
+from sweep.store.reading import BestCache, StudyReader
+from sweep.store.storage import reader_for
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def threads_per_job(jobs: int, threads: int | None) -> int:
@@ -146,7 +150,7 @@ class Relay:
     def __init__(
         self,
         log: Path,
-        study: Any,
+        study: optuna.Study,
         progress: Observer,
         line: Callable[[str], None],
         *,
@@ -154,7 +158,7 @@ class Relay:
     ):
         self.prefixed_only = prefixed_only
         self.log = log
-        self.study = study
+        self.reader = reader_for(study)
         self.progress = progress
         self.line = line
         self.offset = log.stat().st_size if log.exists() else 0
@@ -185,17 +189,14 @@ class Relay:
             if not self.prefixed_only or WORKER_LINE.search(raw):
                 self.line(raw)
         with contextlib.suppress(Exception):  # a busy storage: next time
-            self.progress.study_state(*snapshot(self.study, self.best))
+            self.progress.study_state(*snapshot(self.reader, self.best))
 
 
 def snapshot(
-    study: Any, best: BestCache
+    reader: StudyReader, best: BestCache
 ) -> tuple[int, list[RunningTrial], tuple[int, float] | None]:
-    from sweep.execution.session import finished
-    from sweep.store.reading import running as running_trials
-
     running = []
-    for t in running_trials(study):  # only these are read whole
+    for t in reader.running():  # only these are read whole
         steps = t.intermediate_values
         epoch = max(steps) if steps else 0
         rec = from_trial(t)
@@ -209,4 +210,4 @@ def snapshot(
                 started=t.datetime_start.timestamp() if t.datetime_start else time.time(),
             )
         )
-    return finished(study), running, best.best(study)
+    return reader.finished_count(), running, reader.best(cache=best)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.direction import Direction
 from sweep.core.errors import ConfigError
@@ -15,10 +15,13 @@ from sweep.core.record import StudyAttr, read_study, write_study
 from sweep.space.files import SearchSpace
 from sweep.store.storage import check_study_name, open_storage
 
+if TYPE_CHECKING:
+    import optuna
+
 
 @dataclass(frozen=True)
 class Probed:
-    mode: str
+    mode: Direction
     grid: dict[str, list[Any]] | None  # for the grid sampler
     target: int
     defaults: dict[str, Any]  # every active hyperparameter's default value
@@ -49,21 +52,22 @@ def probe(space: SearchSpace, data: Any) -> Probed:
     )
 
 
-def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: str) -> Any:
+def open_study(
+    name: str, storage_url: str, *, mode: Direction, monitor: str, space: str
+) -> optuna.Study:
     """Create the study, or load it and check it was made for the same monitor and mode."""
     import optuna
 
-    direction = Direction.from_mode(mode).optuna
     study = optuna.create_study(
         study_name=name,
         storage=open_storage(storage_url),
-        direction=direction,
+        direction=mode.optuna,
         load_if_exists=True,
     )
     made_for = read_study(study, StudyAttr.MONITOR), read_study(study, StudyAttr.MODE)
     if made_for[0] is None:
         write_study(study, StudyAttr.MONITOR, monitor)
-        write_study(study, StudyAttr.MODE, mode)
+        write_study(study, StudyAttr.MODE, mode.value)
         write_study(study, StudyAttr.SPACE, space)
     elif made_for != (monitor, mode):
         raise ConfigError(
@@ -73,7 +77,7 @@ def open_study(name: str, storage_url: str, *, mode: str, monitor: str, space: s
     return study
 
 
-def load_plan(study: Any, *, storage: str, artifacts: str | None) -> Plan:
+def load_plan(study: optuna.Study, *, storage: str, artifacts: str | None) -> Plan:
     """The plan ``sweep run`` stored on the study, for ``sweep worker``."""
     text = read_study(study, StudyAttr.PLAN)
     if text is None:

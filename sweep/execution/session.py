@@ -34,15 +34,14 @@ from sweep.space.files import SearchSpace
 from sweep.space.fingerprint import RerunCheck, ResumeRefused, space_fingerprint
 from sweep.space.loading import load_checked_data, load_space_for
 from sweep.store.ownership import Worker
-from sweep.store.reading import FINISHED, state_counts, waiting
+from sweep.store.reading import FINISHED, StudyReader
 from sweep.store.results import TableCache, write_table
-from sweep.store.storage import open_storage
+from sweep.store.storage import open_storage, reader_for
 from sweep.store.trials import handle, record_on, stored
 from sweep.store.warm import warm
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.trial import FrozenTrial
 
 # A worker with no trial to start (the others' running trials will reach the target)
 # looks again this often: for the target, and for a trial whose owner died. Short, so
@@ -82,22 +81,6 @@ class TooManyFailures(SweepError):
     exit_code = 1
 
 
-def finished(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> int:
-    """Finished trials (complete, pruned, failed); ``trials`` if already fetched, else
-    counted by the storage (see ``reading``)."""
-    if trials is None:
-        from sweep.store.reading import finished_count
-
-        return finished_count(study)
-    return sum(1 for t in trials if t.state.is_finished())
-
-
-def best_so_far(study: optuna.Study) -> tuple[int, float] | None:
-    from sweep.store.reading import best
-
-    return best(study)
-
-
 @dataclass
 class Session:
     plan: Plan
@@ -109,6 +92,10 @@ class Session:
     signals: StopSignals
     failures_in_a_row: int = 0
     rows: TableCache = field(default_factory=TableCache)  # finished trials' table rows
+    reader: StudyReader = field(init=False)  # the study's, chosen once
+
+    def __post_init__(self) -> None:
+        self.reader = reader_for(self.study)
 
     @property
     def table(self) -> Path:
@@ -145,14 +132,14 @@ class Session:
                 return NextTrial(handle(self.study, frozen), resumed=True)
             if self.plan.over_budget():
                 return SweepEnd.BUDGET_SPENT
-            counts = state_counts(self.study)  # one COUNT, however many trials
+            counts = self.reader.state_counts()  # one COUNT, however many trials
             running = counts["RUNNING"]
             done = sum(counts[s] for s in FINISHED)
             if done >= self.plan.target:
                 return SweepEnd.TARGET_REACHED
             if done + running >= self.plan.target:
                 return None  # others' trials will reach the target, unless their owner dies
-            number = next_number(waiting(self.study)) if counts["WAITING"] else counts.total()
+            number = next_number(self.reader.waiting()) if counts["WAITING"] else counts.total()
             reseed_for_trial(self.study.sampler, self.plan.seed, number)
             trial = self.study.ask()
             self.worker.mark(trial)
@@ -205,7 +192,7 @@ class Session:
         try:
             record = self.train(trial, trial_dir)
         except Interrupted:
-            write_table(self.study, self.table, self.rows)  # the trial stays RUNNING: resumable
+            write_table(self.reader, self.table, self.rows)  # the trial stays RUNNING: resumable
             raise
         except ResumeRefused:
             raise  # nothing was recorded: the trial stays RUNNING, resumable as it was
@@ -268,7 +255,7 @@ class Session:
             from sweep.execution.checkpoints import prune_checkpoints
 
             self.rows.forget(prune_checkpoints(self.study, plan.keep_checkpoints))
-        write_table(self.study, self.table, self.rows)
+        write_table(self.reader, self.table, self.rows)
         event = TrialEvent(
             record=from_trial(stored(trial)),
             state=outcome.state,

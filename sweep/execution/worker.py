@@ -16,8 +16,8 @@ from sweep.core.observers import Observer, Observers
 from sweep.core.progress import PlainProgress
 from sweep.core.redaction import redact
 from sweep.core.tfenv import import_tensorflow_quietly, quiet_optuna
-from sweep.execution.session import finished, work
-from sweep.store.storage import check_study_name, writable_study_dir
+from sweep.execution.session import work
+from sweep.store.storage import check_study_name, reader_for, writable_study_dir
 
 if TYPE_CHECKING:  # Optuna is imported where a study is opened, not by importing this
     import optuna
@@ -42,6 +42,7 @@ def join_sweep(
     check_study_name(study)
     listed, jobs, note = _this_machine(jobs, force_jobs=force_jobs)
     opened = load_existing_study(study, results_dir=results_dir, storage=storage)
+    reader = reader_for(opened)
     artifacts = None if artifacts_dir is None else str((artifacts_dir / study).resolve())
     plan, folder = _worker_plan(opened, study, storage, results_dir, artifacts, listed)
     with disk_full_stops(folder), (folder / "sweep.log").open("a", encoding="utf-8") as log:
@@ -50,10 +51,12 @@ def join_sweep(
             both.message(note)
         both.message(
             f"worker joined study {study} on {redact(storage)}: "
-            f"{finished(opened)}/{plan.target} trials finished"
+            f"{reader.finished_count()}/{plan.target} trials finished"
         )
         why = _run_trials(plan, opened, folder, progress, both, jobs=jobs, threads=threads)
-        both.message(f"worker done: {finished(opened)}/{plan.target} trials finished ({why})")
+        both.message(
+            f"worker done: {reader.finished_count()}/{plan.target} trials finished ({why})"
+        )
         return why
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from sweep.core.direction import Direction
 from sweep.core.errors import ConfigError
 from sweep.core.record import from_trial, recorded, started_facts
 from sweep.space.files import FUNCTIONS_PATH, SearchSpace, Settings
@@ -92,7 +93,7 @@ class RerunCheck:
     """This run's side of the comparison with an interrupted trial."""
 
     space: SearchSpace
-    mode: str
+    mode: Direction
     calibrate: int  # trials numbered below this train to max_epochs
     artifacts: Path  # trials/<n>/ are here
     allow_space_change: bool = False
@@ -141,7 +142,7 @@ class RerunCheck:
 def started_with(
     space: SearchSpace,
     *,
-    mode: str,
+    mode: Direction,
     calibration: bool,
     params: dict[str, Any],
     max_epochs: int | None = None,
@@ -159,7 +160,7 @@ def started_with(
             min_delta = params.get("min_delta", min_delta)
     return started_facts(
         monitor=settings.monitor,
-        mode=mode,
+        mode=str(mode),  # as recorded
         max_epochs=settings.epochs if max_epochs is None else max_epochs,
         patience=patience,
         min_delta=min_delta,

@@ -158,7 +158,7 @@ class FitObjective:
     stop_epoch: int | None
 
 
-def objective_from_fit(result: Any, monitor: str, mode: str) -> FitObjective | str:
+def objective_from_fit(result: Any, monitor: str, mode: Direction) -> FitObjective | str:
     """KerasTuner's rule (``convert_to_metrics_dict``): a number is the objective, a dict
     holds it under the objective's name, a History is read at its best epoch. A string
     says why ``result`` holds no objective."""
@@ -177,13 +177,13 @@ def objective_from_fit(result: Any, monitor: str, mode: str) -> FitObjective | s
         if not finite:
             keys = ", ".join(sorted(history)) or "nothing"
             return f"returned a History without {monitor!r} (it has: {keys})"
-        sign = Direction.from_mode(mode).sign
+        sign = Direction(mode).sign  # a Direction, or its string
         best = min(finite, key=lambda p: (sign * p[0], p[1]))
         return FitObjective(best[0], best[1] + 1, len(values))
     return f"returned {type(result).__name__}"
 
 
-def fit_direction(monitor: str) -> str:
+def fit_direction(monitor: str) -> Direction:
     """KerasTuner's direction for an objective by name; "min" where it can't tell (a
     float returned without an Objective is minimised)."""
     from keras_tuner.src.engine.metrics_tracking import infer_metric_direction
@@ -192,4 +192,4 @@ def fit_direction(monitor: str) -> str:
         direction = infer_metric_direction(monitor)
     except ValueError:
         direction = None
-    return direction if direction in ("min", "max") else "min"
+    return Direction(direction) if direction in ("min", "max") else Direction.MIN

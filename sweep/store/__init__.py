@@ -7,19 +7,8 @@ from sweep.core.lazy import lazy_getattr, public_names
 
 # The names the layers above use, by module (tests/test_layout.py holds them to it)
 _PUBLIC = {
-    "lookups": ["BestCache", "noted", "selected", "time_span"],
     "ownership": ["Worker", "owner_alive"],
-    "reading": [
-        "FINISHED",
-        "best",
-        "curves",
-        "finished_count",
-        "rdb",
-        "running",
-        "state_counts",
-        "trials",
-        "waiting",
-    ],
+    "reading": ["BestCache", "FINISHED", "StudyReader"],
     "results": [
         "READ_KEYS",
         "TableCache",
@@ -35,6 +24,7 @@ _PUBLIC = {
         "default_storage_url",
         "load_existing_study",
         "open_storage",
+        "reader_for",
         "storage_from",
         "study_dir",
         "writable_study_dir",

@@ -26,10 +26,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sweep.core.locks import lock_if_free
 from sweep.core.record import from_trial, write, write_stored
+from sweep.store.storage import reader_for
+
+if TYPE_CHECKING:
+    import optuna
 
 # A trial asked for but not yet marked with its owner is left alone this long.
 UNCLAIMED_GRACE_S = 60.0
@@ -82,7 +86,7 @@ class Worker:
         write(trial, owner=self.id, owner_host=self.host, worker=self.label)
 
     @contextlib.contextmanager
-    def heartbeat(self, study: Any, trial: Any) -> Iterator[None]:
+    def heartbeat(self, study: optuna.Study, trial: Any) -> Iterator[None]:
         """Record the trial's heartbeat while it runs, where the storage keeps heartbeats."""
         from optuna.storages._heartbeat import get_heartbeat_thread
 
@@ -93,7 +97,7 @@ class Worker:
         finally:
             thread.join()
 
-    def orphans(self, study: Any) -> list[Any]:
+    def orphans(self, study: optuna.Study) -> list[Any]:
         """Every RUNNING trial whose owner is gone, as FrozenTrials; claims none of them.
 
         Call it inside ``claiming()``, then ``claim`` the one trial this process runs
@@ -101,9 +105,7 @@ class Worker:
         found = []
         stale = _stale_by_heartbeat(study)
         now = time.time()
-        from sweep.store.reading import running
-
-        for t in running(study):  # only the running trials are read
+        for t in reader_for(study).running():  # only the running trials are read
             record = from_trial(t)
             owner = record.owner
             if t._trial_id in stale:
@@ -120,10 +122,12 @@ class Worker:
             found.append(t)
         return found
 
-    def claim(self, study: Any, trial: Any) -> None:
+    def claim(self, study: optuna.Study, trial: Any) -> None:
         """Make an orphan (a FrozenTrial from ``orphans``) this process's own."""
+        from optuna.storages._heartbeat import BaseHeartbeat
+
         storage = study._storage
-        if trial._trial_id in _stale_by_heartbeat(study):
+        if isinstance(storage, BaseHeartbeat) and trial._trial_id in _stale_by_heartbeat(study):
             # beat now, under the claim lock: nobody else may find it stale any more
             storage.record_heartbeat(trial._trial_id)
         write_stored(
@@ -131,7 +135,7 @@ class Worker:
         )
 
 
-def lock_shared(study: Any, trial: Any) -> bool:
+def lock_shared(study: optuna.Study, trial: Any) -> bool:
     """Whether another machine's trial can be checked by its owner's lock: the storage
     keeps no heartbeat (a journal file) and the trial's folder is here, so the artifacts
     folder (with ``workers/``) is shared; ``flock`` works across NFSv4 clients."""
@@ -142,11 +146,11 @@ def lock_shared(study: Any, trial: Any) -> bool:
     return isinstance(study._storage, JournalStorage) and shared
 
 
-def _stale_by_heartbeat(study: Any) -> set[int]:
+def _stale_by_heartbeat(study: optuna.Study) -> set[int]:
     """Trial ids whose RDB heartbeat is stale (empty where the storage keeps none)."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
     storage = study._storage
-    if not is_heartbeat_enabled(storage):
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
         return set()
     return set(storage._get_stale_trial_ids(study._study_id))

@@ -17,7 +17,7 @@ from typing import Any
 from sweep.core.atomic import write_text_atomic
 from sweep.core.direction import Direction
 from sweep.core.record import State, from_trial
-from sweep.store.reading import TrialCache, changed
+from sweep.store.reading import StudyReader, TrialCache
 
 FIXED_BEFORE = ["trial", "state"]
 FIXED_AFTER = [
@@ -117,8 +117,8 @@ def param_names(trials: list[Any]) -> list[str]:
     return names
 
 
-def sort_key(direction: str) -> Any:
-    sign = Direction.from_mode(direction).sign
+def sort_key(direction: Direction) -> Any:
+    sign = direction.sign
 
     def key(row: dict[str, Any]) -> tuple[int, float, int]:
         score = row.get("best_score")
@@ -130,17 +130,15 @@ def sort_key(direction: str) -> Any:
     return key
 
 
-def table_rows(study: Any, cache: TableCache | None = None) -> list[dict[str, Any]]:
-    """Every trial of the study as a row, best first (read with ``sweep.store.reading``); with
-    a ``cache`` (a running sweep's), only the new and the running trials' rows are made."""
+def table_rows(reader: StudyReader, cache: TableCache | None = None) -> list[dict[str, Any]]:
+    """Every trial of the study as a row, best first (read by ``reader``); with a
+    ``cache`` (a running sweep's), only the new and the running trials' rows are made."""
     if cache is not None:
-        return cache.table_rows(study, TABLE_KEYS)
-    from sweep.store.reading import trials
-
-    return rows_of(trials(study, keys=TABLE_KEYS), study.direction.name.lower())
+        return cache.table_rows(reader, TABLE_KEYS)
+    return rows_of(reader.trials(keys=TABLE_KEYS), reader.direction)
 
 
-def rows_of(trials: list[Any], direction: str) -> list[dict[str, Any]]:
+def rows_of(trials: list[Any], direction: Direction) -> list[dict[str, Any]]:
     """The table's rows of trials already read, best first."""
     names = param_names(trials)
     return sorted((trial_row(t, names) for t in trials), key=sort_key(direction))
@@ -204,9 +202,11 @@ def _markdown_cell(text: str) -> str:
     return "<br>".join(text.replace("|", "\\|").splitlines())
 
 
-def write_table(study: Any, path: Path, cache: TableCache | None = None) -> list[dict[str, Any]]:
+def write_table(
+    reader: StudyReader, path: Path, cache: TableCache | None = None
+) -> list[dict[str, Any]]:
     """Rewrite ``trials.csv`` atomically from the storage; return the rows."""
-    rows = table_rows(study, cache)
+    rows = table_rows(reader, cache)
     write_text_atomic(path, to_csv(rows) if cache is None else cache.csv_text())
     return rows
 
@@ -249,9 +249,9 @@ class TableCache:
             self.ordered = [self.ordered[i] for i in kept]
             self.ordered_lines = [self.ordered_lines[i] for i in kept]
 
-    def table_rows(self, study: Any, keys: frozenset[str]) -> list[dict[str, Any]]:
+    def table_rows(self, reader: StudyReader, keys: frozenset[str]) -> list[dict[str, Any]]:
         """Every trial's row, best first, making only the rows not made before."""
-        new = changed(study, cache=self.trials, keys=keys)
+        new = reader.changed(cache=self.trials, keys=keys)
         done = [t for t in new if t.state.is_finished()]
         self.views.update({t.number: t for t in done})
         names = self._names(new)
@@ -261,7 +261,7 @@ class TableCache:
         fresh = done + [self.views[n] for n in sorted(self.redo)]
         fresh += [t for t in new if not t.state.is_finished()]
         self.redo = set()
-        key, cols = sort_key(study.direction.name.lower()), self.columns()
+        key, cols = sort_key(reader.direction), self.columns()
         made = self.order, self.ordered, self.ordered_lines
         for t in fresh:
             row = trial_row(t, names)

@@ -12,10 +12,15 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sweep.core.errors import ConfigError
 from sweep.core.redaction import redact, redact_text
+from sweep.store.reading import GenericReader, StudyReader
+from sweep.store.relational import RelationalReader, rdb
+
+if TYPE_CHECKING:  # Optuna is imported when a storage is opened, not by importing this
+    import optuna
 
 STUDY_DB = "study.db"
 STORAGE_ENV = "SWEEP_STORAGE"
@@ -258,7 +263,15 @@ def damaged_error(study: str, db: Path, why: str) -> ConfigError:
 DAMAGE_TEXTS = ("file is not a database", "database disk image is malformed")
 
 
-def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -> Any:
+def reader_for(study: optuna.Study) -> StudyReader:
+    """The study's reader (``sweep.store.reading``): SQL on an RDB storage (wrapped in
+    Optuna's cache or not), ``get_trials`` on any other. Made once where a study is
+    opened or held, and used for every read of it there."""
+    storage = rdb(study)
+    return GenericReader(study) if storage is None else RelationalReader(study, storage)
+
+
+def load_existing_study(study: str, *, results_dir: Path, storage: str | None) -> optuna.Study:
     """Open a study that must already exist (for table, status, ...)."""
     import optuna
 

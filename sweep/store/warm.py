@@ -3,8 +3,8 @@
 In front of an RDB storage Optuna keeps every trial in memory (``_CachedStorage``) and
 reads them all, whole, the first time a sampler or ``ask`` needs them: through the ORM,
 about 20 s of CPU for 10,000 trials x 50 epochs before the first trial of a resumed
-sweep starts. This reads the same rows with ``sweep.store.reading``'s plain SELECTs (a few
-seconds) and hands Optuna the very ``FrozenTrial``s it would have built, marking them
+sweep starts. This reads the same rows with ``sweep.store.relational``'s plain SELECTs (a
+few seconds) and hands Optuna the very ``FrozenTrial``s it would have built, marking them
 read exactly as its own first read does; from then on Optuna reads only new and
 unfinished trials, as before. If this Optuna keeps its cache differently, nothing is
 done and Optuna reads as it always did.
@@ -14,15 +14,18 @@ No TensorFlow here.
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sweep.store.reading import _models, _raw, changed, rdb
+from sweep.store.relational import RelationalReader, rdb
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 WARM_FROM = 200  # fewer trials than this: Optuna's own read is quick enough
 
 
-def _cache(study: Any) -> Any:
+def _cache(study: optuna.Study) -> Any:
     """Optuna's cache in front of the study's RDB storage, if it is empty, else None."""
     try:
         from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
@@ -41,14 +44,16 @@ def _cache(study: Any) -> Any:
     return storage
 
 
-def warm(study: Any, *, at_least: int = WARM_FROM) -> int:
+def warm(study: optuna.Study, *, at_least: int = WARM_FROM) -> int:
     """Fill the cache of a study with ``at_least`` trials; return how many were added."""
-    from sweep.store.reading import finished_count
-
     storage = _cache(study)
-    if storage is None or len(study.directions) != 1 or finished_count(study) < at_least:
+    backend = rdb(study)
+    if storage is None or backend is None or len(study.directions) != 1:
         return 0
-    frozen = frozen_trials(study)
+    reader = RelationalReader(study, backend)
+    if reader.finished_count() < at_least:
+        return 0
+    frozen = frozen_trials(reader)
     with storage._lock:
         info = storage._studies[study._study_id]
         if info.trials or info.last_finished_trial_id != -1:
@@ -62,12 +67,12 @@ def warm(study: Any, *, at_least: int = WARM_FROM) -> int:
     return len(frozen)
 
 
-def frozen_trials(study: Any) -> list[Any]:
+def frozen_trials(reader: RelationalReader) -> list[FrozenTrial]:
     """Every trial of the study, whole, as Optuna's RDBStorage builds it."""
     from optuna.trial import FrozenTrial
 
-    views = changed(study, all_curves=True)
-    system = system_attrs(study)
+    views = reader.changed(all_curves=True)
+    system = reader.system_attrs()
     return [
         FrozenTrial(
             number=v.number,
@@ -85,23 +90,3 @@ def frozen_trials(study: Any) -> list[Any]:
         )
         for v in views
     ]
-
-
-def system_attrs(study: Any) -> dict[int, dict[str, Any]]:
-    """Every trial's system attrs (Optuna's own), by trial id."""
-    storage = rdb(study)
-    assert storage is not None, "system_attrs() reads an RDB storage"
-    import sqlalchemy as sa
-
-    m = _models()
-    t, a = m.TrialModel.__table__, m.TrialSystemAttributeModel.__table__
-    query = (
-        sa.select(a.c.trial_id, a.c.key, a.c.value_json)
-        .join(t, t.c.trial_id == a.c.trial_id)
-        .where(t.c.study_id == study._study_id)
-    )
-    found: dict[int, dict[str, Any]] = {}
-    with storage.engine.connect() as conn:
-        for tid, key, text in _raw(conn, query):
-            found.setdefault(int(tid), {})[key] = json.loads(text)
-    return found

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from sweep.core.direction import Direction
 from sweep.core.errors import (
     ConfigError,
     FatalTrialError,
@@ -64,12 +65,12 @@ def logged_keys(space: SearchSpace, hp: Any, model: Any, data: Data) -> list[str
     return returned if catcher.keys is None else catcher.keys
 
 
-def fit_objective_mode(space: SearchSpace, returned: Any) -> str:
+def fit_objective_mode(space: SearchSpace, returned: Any) -> Direction:
     """The mode of a trial whose objective is fit's return value; ConfigError if the
     return value holds none."""
     monitor = space.settings.monitor
-    mode = space.settings.mode
-    mode = mode if mode in ("min", "max") else fit_direction(monitor)
+    given = space.settings.mode
+    mode = Direction(given) if given in ("min", "max") else fit_direction(monitor)
     found = objective_from_fit(returned, monitor, mode)
     if isinstance(found, str):
         raise ConfigError(
@@ -80,10 +81,11 @@ def fit_objective_mode(space: SearchSpace, returned: Any) -> str:
     return mode
 
 
-def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
-    """Resolve ``auto`` exactly as Keras' EarlyStopping does, on a model whose metrics are built."""
+def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> Direction:
+    """Resolve ``auto`` (the setting, a string) exactly as Keras' EarlyStopping does, on a
+    model whose metrics are built."""
     if mode in ("min", "max"):
-        return mode
+        return Direction(mode)
     probe = keras.callbacks.EarlyStopping(monitor=monitor, mode="auto")
     probe.set_model(model)
     try:
@@ -93,12 +95,12 @@ def resolve_mode(model: Any, monitor: str, mode: str, *, origin: str) -> str:
             f"{origin}: mode 'auto' cannot tell whether {monitor!r} should go up or down; "
             "set --mode min or --mode max (or SETTINGS['mode'])"
         ) from None
-    return "min" if probe.monitor_op is keras.ops.less else "max"
+    return Direction.MIN if probe.monitor_op is keras.ops.less else Direction.MAX
 
 
 @dataclass(frozen=True)
 class Probe:
-    mode: str  # resolved: min or max
+    mode: Direction  # resolved
     hyperparameters: list[Any]  # every one seen (the grid sampler needs them)
     defaults: dict[str, Any]  # the active ones' default values (first_trial = "defaults")
     objective_source: str = "monitor"  # or "fit": the HyperModel's fit returns the objective
@@ -156,7 +158,7 @@ def probe_space(space: SearchSpace, data: Data) -> Probe:
     )
 
 
-def _objective(space: SearchSpace, model: Any, keys: Any) -> tuple[str, str]:
+def _objective(space: SearchSpace, model: Any, keys: Any) -> tuple[str, Direction]:
     """Where the trials' objective comes from and its direction: the monitor among the
     keys Keras logged (its mode resolved), or what a HyperModel's fit returned (``keys``
     is not a list then)."""
@@ -195,7 +197,7 @@ def _check_distributions(space: SearchSpace, hp: Any) -> None:
             ) from None
 
 
-def fit_source_note(monitor: str, mode: str) -> str:
+def fit_source_note(monitor: str, mode: Direction) -> str:
     return (
         "hypermodel.fit trains no epoch through sweep's callbacks (a custom training loop): "
         f"each trial's objective is what fit returns ({monitor}, {mode}), with no early "

@@ -61,7 +61,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         *,
         trial_number: int,
         monitor: str,
-        mode: str,
+        mode: Direction,
         max_epochs: int,
         resume: ResumeDir,
         stopper: ResumableEarlyStopping,
@@ -77,7 +77,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
             raise ValueError(f"mode must be resolved to 'min' or 'max', got {mode!r}")
         self.trial_number = trial_number
         self.monitor = monitor
-        self.mode = mode
+        self.mode = Direction(mode)
         self.max_epochs = max_epochs
         self.resume = resume
         self.stopper = stopper
@@ -119,7 +119,7 @@ class TrialRecorder(keras.callbacks.Callback):  # type: ignore[misc]
         return self.watch.by if self.stop_epoch < self.max_epochs else None
 
     def is_better(self, value: float) -> bool:
-        return Direction.from_mode(self.mode).better(value, self.best_score)
+        return Direction(self.mode).better(value, self.best_score)
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         epochs = (self.params or {}).get("epochs")

@@ -19,6 +19,7 @@ import keras
 
 from sweep.core.atomic import atomic_path, write_text_atomic
 from sweep.core.devices import current as current_devices
+from sweep.core.direction import Direction
 from sweep.core.errors import (
     ConfigError,
     Interrupted,
@@ -114,7 +115,7 @@ class TrialJob:
     space: SearchSpace
     data: Data
     settings: Settings
-    mode: str
+    mode: Direction
     trial_dir: Path
     seed: int | None = None
     deterministic: bool = False

@@ -25,6 +25,7 @@ from sweep.core.record import (
     from_trial,
     read_study,
 )
+from sweep.store.reading import StudyReader
 from sweep.store.trials import stored_again
 from sweep.views.stopping import StopRule, pad_curves, replay_many
 
@@ -57,23 +58,20 @@ class SettingResult:
     top5_overlap: int  # of the recorded top 5, how many stay in the top 5 (uncensored trials)
 
 
-def recorded_curves(study: optuna.Study, trials: list[Any] | None = None) -> list[Curve]:
+def recorded_curves(reader: StudyReader, trials: list[Any] | None = None) -> list[Curve]:
     """Complete and pruned trials' curves, from the values reported to Optuna each epoch
     (``trials``: read before, without their curves)."""
-    from sweep.store.reading import curves as read_curves
-    from sweep.store.reading import trials as read_trials
-
     found = [
         t
-        for t in (read_trials(study) if trials is None else trials)
+        for t in (reader.trials() if trials is None else trials)
         if t.state.name in ("COMPLETE", "PRUNED") and from_trial(t).stop_epoch
     ]
-    steps_of = read_curves(study, [t.number for t in found])
+    steps_of = reader.curves([t.number for t in found])
     curves = []
     for t in found:
         rec = from_trial(t)
         if rec.executions > 1:  # its execution_<e> attrs, read whole
-            whole = stored_again(study, t)
+            whole = stored_again(reader.study, t)
             executions = execution_facts(whole)
             curves.extend(execution_curves(t.number, int(rec.max_epochs or 0), executions))
             continue
@@ -122,11 +120,12 @@ def _ends_at(reason: Any, stop_epoch: int, max_epochs: int) -> int:
 def recorded_settings(
     study: optuna.Study, trials: list[Any] | None = None
 ) -> tuple[set[int], set[float]]:
-    """The patience and min_delta values the study's trials ran with."""
-    from sweep.store.reading import trials as read_trials
+    """The patience and min_delta values the study's trials ran with (``trials``: read
+    before)."""
+    from sweep.store.storage import reader_for
 
     patience, min_delta = set(), set()
-    for t in read_trials(study) if trials is None else trials:
+    for t in reader_for(study).trials() if trials is None else trials:
         rec = from_trial(t)
         if rec.calibration:
             continue  # early stopping was off
@@ -155,24 +154,26 @@ def compare(
     min_delta: float | list[float],
     trials: list[Any] | None = None,
 ) -> list[SettingResult]:
-    """``trials``: the study's trials if already read (``reading.trials``). ``patience`` and
-    ``min_delta`` are checked as ``sweep run`` checks them (``checked_settings``)."""
-    from sweep.store.reading import trials as read_trials
+    """``trials``: the study's trials if already read (``StudyReader.trials``). ``patience``
+    and ``min_delta`` are checked as ``sweep run`` checks them (``checked_settings``)."""
+    from sweep.store.storage import reader_for
 
     patience, min_delta = checked_settings(patience, min_delta)
-    mode = read_study(study, StudyAttr.MODE)
-    trials = read_trials(study) if trials is None else trials
-    curves = recorded_curves(study, trials)
+    mode = read_study(study, StudyAttr.MODE)  # the stored string
+    reader = reader_for(study)
+    trials = reader.trials() if trials is None else trials
+    curves = recorded_curves(reader, trials)
     if mode not in ("min", "max") or not curves:
         raise ConfigError(
             f"study {study.study_name!r}: expected finished trials with recorded curves, "
             "found none; run some trials first"
         )
     first = from_trial(next(t for t in trials if t.number == curves[0].trial))
-    rules = _rules(mode, first, patience, min_delta)
+    direction = Direction(mode)
+    rules = _rules(direction, first, patience, min_delta)
     padded, lengths = pad_curves([c.values for c in curves])
     table = replay_many(padded, lengths, np.array([c.max_epochs for c in curves]), rules)
-    sign = Direction.from_mode(mode).sign  # lower is better after multiplying by sign
+    sign = direction.sign  # lower is better after multiplying by sign
     recorded = np.array([c.recorded_best for c in curves]) * sign
     recorded_epochs = lengths.astype(float)
     prefix_best = np.array([np.nanmin(np.array(c.values) * sign) for c in curves])
@@ -209,13 +210,13 @@ def compare(
 
 
 def _rules(
-    mode: str, first: TrialRecord, patience: list[int], min_delta: list[float]
+    direction: Direction, first: TrialRecord, patience: list[int], min_delta: list[float]
 ) -> list[StopRule]:
     """Every pair of the settings asked for, with the study's baseline and start_from_epoch
     (as its first trial with a curve recorded them)."""
     return [
         StopRule(
-            mode=mode,
+            mode=direction,
             patience=p,
             min_delta=d,
             baseline=first.baseline,

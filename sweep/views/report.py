@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -31,6 +31,9 @@ from sweep.core.record import StudyAttr, from_trial, read_study
 from sweep.store.results import READ_KEYS, columns, display_cell, rows_of
 from sweep.views.history import DamagedHistory, curve_series
 from sweep.views.importances import MIN_IMPORTANCE_TRIALS, fanova
+
+if TYPE_CHECKING:
+    import optuna
 
 REPORT = "report.html"
 TOP_CURVES = 5
@@ -59,23 +62,23 @@ img{max-width:100%;height:auto;display:block;margin:6px 0}
 """
 
 
-def write_report(study: Any, folder: Path) -> Path:
+def write_report(study: optuna.Study, folder: Path) -> Path:
     """Write ``folder / "report.html"`` atomically and return its path."""
     path = folder / REPORT
     write_text_atomic(path, render(study, folder))
     return path
 
 
-def render(study: Any, folder: Path) -> str:
+def render(study: optuna.Study, folder: Path) -> str:
     """The whole page as a string."""
-    from sweep.store.reading import curves
-    from sweep.store.reading import trials as read_trials
+    from sweep.store.storage import reader_for
 
+    reader = reader_for(study)
     # without curves, but for the plotted ones
-    trials = {t.number: t for t in read_trials(study, keys=READ_KEYS)}
-    rows = rows_of(list(trials.values()), study.direction.name.lower())
+    trials = {t.number: t for t in reader.trials(keys=READ_KEYS)}
+    rows = rows_of(list(trials.values()), reader.direction)
     top = [int(r["trial"]) for r in rows if r["state"] == "complete"][:TOP_CURVES]
-    for number, steps in curves(study, top).items():
+    for number, steps in reader.curves(top).items():
         trials[number].intermediate_values = steps
     name = html.escape(str(study.study_name))
     digest = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
@@ -112,7 +115,7 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _header(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
+def _header(study: optuna.Study, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
     counts = Counter(r["state"] for r in rows)
     states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials yet"
     starts = [t.datetime_start for t in trials.values() if t.datetime_start]
@@ -125,7 +128,7 @@ def _header(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
     return (
         f"<h1>Study {html.escape(str(study.study_name))}</h1>\n"
         f'<p class="meta">monitor <b>{_e(read_study(study, StudyAttr.MONITOR))}</b>, mode '
-        f"<b>{_e(read_study(study, StudyAttr.MODE))}</b> ({_e(study.direction.name.lower())}); "
+        f"<b>{_e(read_study(study, StudyAttr.MODE))}</b> ({_e(Direction.of_study(study).optuna)}); "
         f"{len(rows)} trials: {html.escape(states)}; {html.escape(span)}</p>"
     )
 
@@ -184,7 +187,7 @@ def _number(text: str) -> Any:
     return text
 
 
-def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
+def _curves(study: optuna.Study, rows: list[dict[str, Any]], trials: dict[int, Any]) -> str:
     monitor = str(read_study(study, StudyAttr.MONITOR) or "value")
     best = [trials[r["trial"]] for r in rows if r["state"] == "complete"][:TOP_CURVES]
     if not best:
@@ -245,7 +248,7 @@ def _curves(study: Any, rows: list[dict[str, Any]], trials: dict[int, Any]) -> s
     )
 
 
-def _progress(study: Any, rows: list[dict[str, Any]]) -> str:
+def _progress(study: optuna.Study, rows: list[dict[str, Any]]) -> str:
     done = sorted(
         (r["trial"], float(r["best_score"]))
         for r in rows
@@ -322,7 +325,7 @@ def _early_stopping(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _importances(study: Any, trials: dict[int, Any]) -> str:
+def _importances(study: optuna.Study, trials: dict[int, Any]) -> str:
     complete = [t for t in trials.values() if t.state.name == "COMPLETE"]
     varying = {
         name

@@ -61,7 +61,7 @@ _NEVER = 2**62  # more epochs than any curve has
 class StopRule:
     """The settings of one keras.callbacks.EarlyStopping (mode already resolved)."""
 
-    mode: str  # "min" or "max"
+    mode: Direction  # given as one, or as its string: "min" or "max"
     patience: int
     min_delta: float = 0.0
     baseline: float | None = None
@@ -70,12 +70,13 @@ class StopRule:
     def __post_init__(self) -> None:
         if self.mode not in ("min", "max"):
             raise ValueError(f"mode must be resolved to 'min' or 'max', got {self.mode!r}")
+        object.__setattr__(self, "mode", Direction(self.mode))
 
     @property
     def signed_delta(self) -> float:
         """What Keras subtracts from the current value before comparing."""
         delta = abs(float(self.min_delta))
-        return -Direction.from_mode(self.mode).sign * delta
+        return -self.mode.sign * delta
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,9 +101,9 @@ CENSORED = Replay(
 )
 
 
-def _improves(x: np.float32, reference: np.float32, mode: str) -> bool:
+def _improves(x: np.float32, reference: np.float32, mode: Direction) -> bool:
     """keras.ops.less/greater on two Python floats: both become float32 first."""
-    return bool(x < reference) if mode == "min" else bool(x > reference)
+    return bool(x < reference) if mode is Direction.MIN else bool(x > reference)
 
 
 def _out_of_float32(x: float) -> bool:
@@ -124,14 +125,14 @@ def _check_range(values: Sequence[float], rule: StopRule) -> None:
             )
 
 
-def _true_best(values: Sequence[float], mode: str) -> tuple[int | None, float | None]:
+def _true_best(values: Sequence[float], mode: Direction) -> tuple[int | None, float | None]:
     """sweep.train.recorder's best: earliest strict best among finite values, 1-based."""
     best_epoch: int | None = None
     best_score: float | None = None
     for i, v in enumerate(values):
         if not math.isfinite(v):
             continue
-        if Direction.from_mode(mode).better(v, best_score):
+        if mode.better(v, best_score):
             best_epoch, best_score = i + 1, v
     return best_epoch, best_score
 
@@ -284,7 +285,7 @@ def replay_many(
 
     # Max mode becomes min mode by negating both sides: exact in float32 too, since
     # rounding to nearest is symmetric (f32(-y) == -f32(y)), and NaN stays NaN.
-    sign = np.array([[Direction.from_mode(r.mode).sign] for r in rules], dtype=np.float32)
+    sign = np.array([[r.mode.sign] for r in rules], dtype=np.float32)
     delta = np.array([[r.signed_delta] for r in rules], dtype=np.float64)
     # a patience beyond any curve's length never runs out: capped to fit in int64
     patience = np.array([[min(r.patience, _NEVER)] for r in rules], dtype=np.int64)
@@ -331,7 +332,7 @@ def replay_many(
     best_epoch = np.full(shape, -1, dtype=np.int64)
     best_score = np.full(shape, np.nan, dtype=np.float64)
     if n_curves and width:
-        prefix = {"min": _prefix_best(data, valid, 1.0), "max": _prefix_best(data, valid, -1.0)}
+        prefix = {d: _prefix_best(data, valid, d.sign) for d in Direction}
         cols = np.arange(n_curves)
         for i, rule in enumerate(rules):
             last = stop_epoch[i] - 1  # 0-based last epoch trained; -1 (or -2) if none
