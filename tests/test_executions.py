@@ -100,3 +100,19 @@ def test_a_kill_in_the_second_execution_resumes_it(tmp_path: Path) -> None:
         assert [int(r["epoch"]) for r in csv.DictReader(fh)] == list(range(1, 5))
     assert trial.value == math.fsum(float(d["best_score"]) for d in done) / 2
     assert trial.user_attrs["resumed_from"] == done[1]["resumed_from"]
+
+
+def test_an_execution_sees_its_own_curve_not_the_first_ones() -> None:
+    # What a resumed execution reads as already reported (sweep.train.trial._resumed): its
+    # own curve. It read execution 0's (the one Optuna holds), so epochs a kill kept from
+    # execution 1's curve were not reported again on resume.
+    from sweep.train.executions import ExecutionTrial
+
+    study = optuna.create_study()
+    trial = study.ask()
+    first, second = ExecutionTrial(trial, 0), ExecutionTrial(trial, 1)
+    for epoch, value in ((1, 0.9), (2, 0.8), (3, 0.7)):
+        first.report(value, epoch)
+    second.report(0.5, 1)
+    assert first.frozen().intermediate_values == {1: 0.9, 2: 0.8, 3: 0.7}
+    assert second.frozen().intermediate_values == {1: 0.5}

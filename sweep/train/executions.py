@@ -71,7 +71,7 @@ class ExecutionTrial:
         stored: Any = copy.copy(stored_trial(self._trial))
         stored.user_attrs = dict(self._attrs)
         curve = self._attrs.get(CURVE) or {}
-        stored._intermediate_values = {int(k): float(v) for k, v in curve.items()}
+        stored.intermediate_values = {int(k): float(v) for k, v in curve.items()}
         return stored
 
     def report(self, value: float, step: int) -> None:
