@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sweep.core.direction import Direction
 from sweep.core.record import from_trial
 
+if TYPE_CHECKING:
+    import optuna
 
-def prune_checkpoints(study: Any, keep: int) -> list[int]:
+
+def prune_checkpoints(study: optuna.Study, keep: int) -> list[int]:
     """Delete ``best.keras`` of every finished trial outside the ``keep`` best complete ones.
 
     Complete trials are ranked by their value (best first, earlier trial on ties).
@@ -25,7 +28,7 @@ def prune_checkpoints(study: Any, keep: int) -> list[int]:
         for t in finished
         if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
     ]
-    complete.sort(key=lambda t: (sign * t.value, t.number))
+    complete.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))  # value: not None
     kept = {t.number for t in complete[:keep]}
     deleted = []
     for t in finished:

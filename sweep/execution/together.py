@@ -22,6 +22,10 @@ from sweep.core.observers import Observer, SweepEnd
 from sweep.core.plan import Plan
 
 if TYPE_CHECKING:
+    import optuna
+
+    from sweep.space.data import Data
+    from sweep.space.files import SearchSpace
     from sweep.space.shared import SharedCopy
 
 
@@ -75,9 +79,9 @@ def run_with_parent(
     *,
     both: Observer,
     progress: Observer,
-    study: Any,
-    space: Any,
-    data: Any,
+    study: optuna.Study,
+    space: SearchSpace,
+    data: Data,
 ) -> list[SweepEnd]:
     """Run the workers and, in this process, worker 0; return why each stopped."""
     from sweep.execution.parallel import Relay, start_up_frozen
@@ -142,9 +146,9 @@ def run_workers(
     progress: Observer,
     both: Observer,
     logged: Observer,
-    study: Any,
-    space: Any,
-    data: Any,
+    study: optuna.Study,
+    space: SearchSpace,
+    data: Data,
     restore_gpus: Callable[[], None],
 ) -> SweepEnd:
     """Run the sweep's trials in its workers (with this process as worker 0 where

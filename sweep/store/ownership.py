@@ -82,11 +82,11 @@ class Worker:
             fcntl.flock(fh, fcntl.LOCK_EX)
             yield
 
-    def mark(self, trial: Any) -> None:
+    def mark(self, trial: optuna.Trial) -> None:
         write(trial, owner=self.id, owner_host=self.host, worker=self.label)
 
     @contextlib.contextmanager
-    def heartbeat(self, study: optuna.Study, trial: Any) -> Iterator[None]:
+    def heartbeat(self, study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         """Record the trial's heartbeat while it runs, where the storage keeps heartbeats."""
         from optuna.storages._heartbeat import get_heartbeat_thread
 
@@ -122,7 +122,7 @@ class Worker:
             found.append(t)
         return found
 
-    def claim(self, study: optuna.Study, trial: Any) -> None:
+    def claim(self, study: optuna.Study, trial: optuna.Trial) -> None:
         """Make an orphan (a FrozenTrial from ``orphans``) this process's own."""
         from optuna.storages._heartbeat import BaseHeartbeat
 
@@ -135,7 +135,7 @@ class Worker:
         )
 
 
-def lock_shared(study: optuna.Study, trial: Any) -> bool:
+def lock_shared(study: optuna.Study, trial: optuna.Trial) -> bool:
     """Whether another machine's trial can be checked by its owner's lock: the storage
     keeps no heartbeat (a journal file) and the trial's folder is here, so the artifacts
     folder (with ``workers/``) is shared; ``flock`` works across NFSv4 clients."""

@@ -4,12 +4,15 @@ report it)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from sweep.core.record import StudyAttr, from_trial, write_study
 from sweep.train.feeds import evaluate_kwargs
+
+if TYPE_CHECKING:
+    import optuna
 
 
 def evaluate(model: Any, data: Any, part: int, batch_size: int) -> dict[str, float]:
@@ -34,7 +37,7 @@ def test_scores(model: Any, data: Any, batch: int) -> dict[str, float]:
     return evaluate(model, data, 2, batch)
 
 
-def best_on_test(study: Any, data: Any) -> tuple[int, dict[str, float]] | None:
+def best_on_test(study: optuna.Study, data: Any) -> tuple[int, dict[str, float]] | None:
     """The best complete trial's checkpoint scored on the test data, after a sweep (as the
     tutorials report it); also kept on the study as ``test_score``. None without test
     data or a complete trial with its checkpoint."""

@@ -4,13 +4,16 @@ without their curves. No TensorFlow here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
 
 MIN_IMPORTANCE_TRIALS = 5
 MAX_IMPORTANCE_TRIALS = 200  # fANOVA over more takes minutes; a spread of 200 is enough
 
 
-def fanova(study: Any, complete: list[Any]) -> tuple[list[Any], dict[str, float]]:
+def fanova(study: optuna.Study, complete: list[Any]) -> tuple[list[Any], dict[str, float]]:
     """The trials used (of ``complete``) and each parameter's importance; raises what
     Optuna raises for a study it can't evaluate (e.g. a dynamic search space)."""
     import optuna
@@ -36,7 +39,7 @@ class _Complete:
     """The study as fANOVA reads it, with the complete trials already read (without
     their curves): Optuna's ``get_trials`` would read every epoch of every trial."""
 
-    def __init__(self, study: Any, complete: list[Any]) -> None:
+    def __init__(self, study: optuna.Study, complete: list[Any]) -> None:
         self._study = study
         self._complete = complete
 
