@@ -76,3 +76,45 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
     rule = "| " + " | ".join("-" * w for w in widths) + " |"
     return "\n".join([line(cells[0]), rule, *(line(r) for r in cells[1:])])
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine spent busy since boot (Linux's /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process and every child it waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class OtherLoad:
+    """How much of the machine processes other than this run used: a table measured while
+    something else ran is slower and noisier, and says so."""
+
+    def __init__(self) -> None:
+        self.mark()
+
+    def mark(self) -> None:
+        self._wall, self._busy, self._own = time.perf_counter(), _busy_seconds(), _own_seconds()
+
+    def note(self) -> str:
+        """Since the last mark: the share of all cores other processes kept busy."""
+        busy, wall = _busy_seconds(), time.perf_counter() - self._wall
+        if busy is None or self._busy is None or wall <= 0:
+            return "Machine load: unknown (no /proc/stat)."
+        others = max(busy - self._busy - (_own_seconds() - self._own), 0.0)
+        share = others / (wall * (os.cpu_count() or 1))
+        verdict = (
+            "busy: the numbers above are slower and noisier than on a quiet machine"
+            if share > 0.10
+            else "quiet"
+        )
+        return f"Machine load: other processes used {share:.0%} of the cores meanwhile ({verdict})."

@@ -11,6 +11,8 @@ already holds them (`benchmarks/search.py --workdir DIR/search` made them; they 
 counted in epochs, not seconds, so they may run beside other work, and there two at a
 time: ``--search-parallel``). Progress goes to stderr, the tables to stdout (Markdown, as
 in the README's Performance section).
+After each table a line says how much of the machine other processes used meanwhile
+(from /proc/stat): a table measured on a busy machine says so.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 from epochs_saved import format_epochs_saved, run_full, study_facts
 from fixed_trials import Setup
 from inputs import format_speed, measure_memory, measure_speed
+from measure import OtherLoad
 from overhead import format_overhead, per_trial_overhead, run_all_ways
 from parallel import format_parallel, measure_parallel
 from scale import format_scale, measure_scale
@@ -65,6 +68,7 @@ def main() -> None:
     sys.stdout.write(
         f"`python benchmarks/run_all.py{' '.join(['', *sys.argv[1:]])}` on {environment()}\n\n"
     )
+    load = OtherLoad()
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.workdir or Path(tmp)
 
@@ -72,6 +76,8 @@ def main() -> None:
         runs = run_all_ways(setup, repeats, fresh(folder / "overhead"))
         print(format_overhead(runs, setup) + "\n\n" + per_trial_overhead(runs) + "\n", flush=True)
         spent["table 1"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
         clock = time.perf_counter()
         early_run = runs["b"][-1]
@@ -83,11 +89,15 @@ def main() -> None:
         )
         print(table2 + "\n", flush=True)
         spent["table 2"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
         clock = time.perf_counter()
         parallel = measure_parallel(repeats, fresh(folder / "parallel"))
         print(format_parallel(parallel) + "\n", flush=True)
         spent["table 3"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
         clock = time.perf_counter()
         times, heavy = measure_startup(
@@ -106,15 +116,21 @@ def main() -> None:
         }
         print(format_startup(times, heavy, first_epoch) + "\n", flush=True)
         spent["table 4"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
         clock = time.perf_counter()
         print(format_scale(measure_scale(folder / "scale", quick=args.quick)) + "\n", flush=True)
         spent["table 5"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
         clock = time.perf_counter()
         print(format_speed(*measure_speed(args.quick)) + "\n", flush=True)
         print(measure_memory(args.quick) + "\n", flush=True)
         spent["table 7"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
         clock = time.perf_counter()
         seeds, budget, most = (range(2), 60, 10) if args.quick else (range(5), 300, 30)
@@ -123,6 +139,8 @@ def main() -> None:
         )
         print(format_search(searched) + "\n", flush=True)
         spent["table 6"] = time.perf_counter() - clock
+        print(load.note() + "\n", flush=True)
+        load.mark()
 
     total = time.perf_counter() - started
     parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in spent.items())
