@@ -16,7 +16,7 @@ from typing import Any
 
 from sweep.core.atomic import write_text_atomic
 from sweep.core.direction import Direction
-from sweep.core.record import State, from_trial
+from sweep.core.record import from_trial
 from sweep.store.reading import StudyReader, TrialCache
 
 FIXED_BEFORE = ["trial", "state"]
@@ -58,10 +58,6 @@ READ_KEYS = TABLE_KEYS | {
 }
 _STATE_ORDER = {"complete": 0, "pruned": 1, "running": 2, "waiting": 3, "failed": 4}
 FORMATS = ("table", "csv", "json", "markdown")
-
-
-def state_name(trial: Any) -> str:
-    return State.of(trial.state).value
 
 
 def trial_row(trial: Any, param_names: list[str], *, now: float | None = None) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -175,13 +174,6 @@ def as_dataset(make: Callable[[], Iterator[Any]], first: Any) -> Any:
     return tf.data.Dataset.from_generator(
         lambda: (tuple(b) for b in make()), output_signature=signature
     )
-
-
-@dataclass
-class FitInputs:
-    x: Any
-    steps: int | None
-    kwargs: dict[str, Any] = field(default_factory=dict)  # validation_* and class_weight
 
 
 def training_input(
